@@ -1,0 +1,118 @@
+"""The ``ehrdebug`` command: groups are registered from their own modules, and only when they have commands.
+
+Exit codes: 0 ok, 1 findings at or above ``--fail-on``, 2 a usage or input error (one line on stderr).
+Heavy libraries are never imported here: ``ehrdebug --help`` must stay instant.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+from ehrdebug import __version__
+from ehrdebug.errors import UserError
+
+# (name, module, help). Each module exposes ``app: typer.Typer``; a group whose app has no commands
+# yet is not listed, so ``--help`` only shows commands that work.
+GROUPS: list[tuple[str, str, str]] = [
+    ("data", "ehrdebug.cli.data_cmd", "Synthesize EHR data and build task datasets (seq2seq, codes, diagnosis, coding)."),
+    ("check", "ehrdebug.cli.check", "Static checks for CI: tokenizer, data and collator probes."),
+    ("doctor", "ehrdebug.cli.doctor_cmd", "Run every probe that applies to a run, HF output dir or checkpoint."),
+    ("train", "ehrdebug.cli.train_cmd", "Train a recipe from a YAML config (key=value overrides)."),
+    ("fix", "ehrdebug.cli.fix_cmd", "Apply fix-recipes to a copy of a run/checkpoint/config."),
+    ("zoo", "ehrdebug.cli.zoo_cmd", "The bug zoo: small real runs that exhibit each known failure."),
+    ("demo", "ehrdebug.cli.demo_cmd", "The seed-000 story end to end: break, diagnose, fix, retrain, compare."),
+    ("tui", "ehrdebug.cli.tui_cmd", "Open the interactive terminal UI."),
+    ("report", "ehrdebug.cli.report_cmd", "Render a saved report or a run summary in another format."),
+]
+
+app = typer.Typer(
+    name="ehrdebug",
+    help="Diagnose, explain and fix failures when training sequence models on medical data.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+_STATE = {"debug": False}
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"ehrdebug {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version and exit."),
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks for errors."),
+) -> None:
+    _STATE["debug"] = debug
+
+
+def _register() -> None:
+    for name, module_name, help_text in GROUPS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:
+                continue  # group not built yet
+            raise
+        group = getattr(module, "app", None)
+        if group is None:
+            continue
+        if isinstance(group, typer.Typer):
+            if not group.registered_commands and not group.registered_groups and group.registered_callback is None:
+                continue
+            single = getattr(module, "SINGLE_COMMAND", False)
+            if single:
+                # a group that is one command (``ehrdebug doctor PATH``) is mounted as that command
+                cmd = group.registered_commands[0]
+                app.command(name=name, help=help_text)(cmd.callback)
+            else:
+                app.add_typer(group, name=name, help=help_text)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point: maps user errors to one stderr line and exit 2."""
+    import click
+
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        result = app(args=args, prog_name="ehrdebug", standalone_mode=False)
+    except UserError as exc:
+        if debug:
+            raise
+        typer.echo(f"ehrdebug: error: {exc}", err=True)
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        typer.echo("ehrdebug: aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        if debug:
+            raise
+        typer.echo(f"ehrdebug: error: {exc.format_message()}", err=True)
+        return 2
+    except KeyboardInterrupt:
+        typer.echo("ehrdebug: interrupted", err=True)
+        return 130
+    except (OSError, MemoryError) as exc:
+        if debug:
+            raise
+        typer.echo(f"ehrdebug: error: {exc}", err=True)
+        return 2
+    code = result if isinstance(result, int) else 0
+    return code
+
+
+def run() -> None:
+    sys.exit(main())

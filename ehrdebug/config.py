@@ -1,0 +1,132 @@
+"""Project configuration: ``[tool.ehrdebug]`` in pyproject.toml or a top-level ``ehrdebug.toml``.
+
+CLI flags override the file. Unknown keys are an error that names the closest valid key, because
+a misspelt threshold silently ignored is exactly the kind of bug this tool exists to catch.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from ehrdebug.errors import UserError
+
+DEFAULT_THRESHOLDS: dict[str, float] = {
+    # tokenizer.codes: mean pieces per code above which fragmentation is a warning
+    "code_pieces_warn": 1.5,
+    # tokenizer.codes: unknown-token rate above which it is a failure
+    "unk_rate_fail": 0.01,
+    # tokenizer.roundtrip: share of examples that must round-trip exactly
+    "roundtrip_min": 0.99,
+    # tokenizer.lengths: share truncated above which it is a warning
+    "truncated_warn": 0.01,
+    # data.labels: minority share under which AUPRC is recommended
+    "minority_share": 0.2,
+    # model.special_token_probability: probability under which the expected token is a failure
+    "expected_token_prob_fail": 0.01,
+    # model.special_token_probability: share of mass on a foreign EOS that counts as dominance
+    "eos_dominance": 0.5,
+    # curves.memorization: train loss under which a run counts as memorising
+    "near_zero_loss": 0.005,
+    # curves.overfitting: relative rise of eval loss over its best that counts as overfitting
+    "overfit_rise": 0.05,
+}
+
+
+@dataclass
+class EhrDebugConfig:
+    structural_tokens: list[str] = field(default_factory=list)
+    end_token: str = ""
+    code_systems: list[str] = field(default_factory=list)
+    custom_code_systems: dict[str, str] = field(default_factory=dict)
+    text_field: str = ""
+    target_field: str = ""
+    label_field: str = ""
+    patient_field: str = ""
+    max_length: int = 512
+    max_target_length: int = 128
+    task_prefix: str = ""
+    top_n_codes: int = 1000
+    thresholds: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_THRESHOLDS))
+
+    def threshold(self, name: str) -> float:
+        return float(self.thresholds.get(name, DEFAULT_THRESHOLDS[name]))
+
+    def with_overrides(self, **overrides: Any) -> EhrDebugConfig:
+        """Return a copy with every non-None override applied (CLI flags win over the file)."""
+        clean = {k: v for k, v in overrides.items() if v is not None and v != [] and v != ""}
+        _check_keys(clean)
+        return replace(self, **clean)
+
+
+def _valid_keys() -> list[str]:
+    return [f.name for f in fields(EhrDebugConfig)]
+
+
+def _check_keys(data: dict[str, Any], where: str = "configuration") -> None:
+    valid = _valid_keys()
+    for key in data:
+        if key not in valid:
+            close = difflib.get_close_matches(key, valid, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; valid keys: {', '.join(valid)}"
+            raise UserError(f"unknown key {key!r} in {where}{hint}")
+
+
+def from_mapping(data: dict[str, Any], where: str = "configuration") -> EhrDebugConfig:
+    _check_keys(data, where)
+    data = dict(data)
+    if "thresholds" in data:
+        unknown = set(data["thresholds"]) - set(DEFAULT_THRESHOLDS)
+        for key in unknown:
+            close = difflib.get_close_matches(key, list(DEFAULT_THRESHOLDS), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise UserError(f"unknown threshold {key!r} in {where}{hint}")
+        data["thresholds"] = {**DEFAULT_THRESHOLDS, **data["thresholds"]}
+    if isinstance(data.get("structural_tokens"), str):
+        data["structural_tokens"] = split_tokens(data["structural_tokens"])
+    return EhrDebugConfig(**data)
+
+
+def split_tokens(value: str) -> list[str]:
+    """Parse ``'<demo>,<v>,<\\v>,<END>'`` (commas or whitespace) into a token list."""
+    parts = [p.strip() for chunk in value.split(",") for p in chunk.split()]
+    return [p for p in parts if p]
+
+
+def _load_toml(path: str) -> dict[str, Any]:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise UserError(f"cannot read {path}: {exc}") from exc
+
+
+def load_config(start: str | None = None, explicit: str | None = None) -> EhrDebugConfig:
+    """Load from ``explicit`` if given, else the nearest ehrdebug.toml / pyproject.toml upwards from ``start``."""
+    if explicit:
+        if not os.path.isfile(explicit):
+            raise UserError(f"config file not found: {explicit}")
+        data = _load_toml(explicit)
+        section = data.get("tool", {}).get("ehrdebug", data) if explicit.endswith("pyproject.toml") else data
+        return from_mapping(section.get("ehrdebug", section) if "ehrdebug" in section else section, explicit)
+    here = os.path.abspath(start or os.getcwd())
+    while True:
+        candidate = os.path.join(here, "ehrdebug.toml")
+        if os.path.isfile(candidate):
+            data = _load_toml(candidate)
+            return from_mapping(data.get("ehrdebug", data), candidate)
+        candidate = os.path.join(here, "pyproject.toml")
+        if os.path.isfile(candidate):
+            section = _load_toml(candidate).get("tool", {}).get("ehrdebug")
+            if section is not None:
+                return from_mapping(section, candidate)
+        parent = os.path.dirname(here)
+        if parent == here:
+            return EhrDebugConfig()
+        here = parent

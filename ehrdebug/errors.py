@@ -1,0 +1,31 @@
+"""Errors a user can cause. The CLI turns them into one line on stderr and exit code 2."""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """A problem with the user's input (missing file, wrong format, bad config), never a bug.
+
+    The message must be one line that says what is wrong and, where possible, what to do.
+    """
+
+    exit_code = 2
+
+
+def require_file(path: str, what: str = "file") -> None:
+    """Raise a one-line UserError unless ``path`` is an existing regular file."""
+    import os
+
+    if not os.path.exists(path):
+        raise UserError(f"{what} not found: {path}")
+    if os.path.isdir(path):
+        raise UserError(f"expected a {what} but got a directory: {path}")
+
+
+def require_dir(path: str, what: str = "directory") -> None:
+    import os
+
+    if not os.path.exists(path):
+        raise UserError(f"{what} not found: {path}")
+    if not os.path.isdir(path):
+        raise UserError(f"expected a {what} but got a file: {path}")
