@@ -1,0 +1,47 @@
+"""The catalogue of recipe ids a finding may point to.
+
+Probes reference recipes by id only (they never import ``recipes``). ``fix`` ids are implemented by
+``recipes/fixes`` and applied by ``ehrdebug fix``; ``advice`` ids are explained steps a person takes
+(no automatic change is possible, e.g. installing CUDA kernels). A test checks every id used by a
+probe is listed here and every ``fix`` id has an implementation.
+"""
+
+from __future__ import annotations
+
+FIX: dict[str, str] = {
+    "register-structural-tokens": "Add the dataset's structural tokens (<demo>, <v>, …) to the tokenizer as single tokens and resize the embeddings.",
+    "init-new-embeddings-mean": "Initialise added token embeddings to the mean of the pretrained rows instead of random noise.",
+    "init-new-embeddings-description": "Initialise each added token's embedding to the mean of the embeddings of its own text pieces.",
+    "block-pretrained-eos": "End generation on the dataset's end token and block the pretrained EOS with bad_words_ids.",
+    "early-stopping": "Stop at the validation best (early stopping with patience) and keep that checkpoint.",
+    "lower-temperature": "Lower the sampling temperature (e.g. 1.3 → 1.0) once the model is confident.",
+    "remove-string-columns": "Remove non-tensor (string) columns before the collator sees the dataset.",
+    "mask-label-padding": "Replace pad ids in labels with -100 so padding carries no loss.",
+    "add-task-prefix": "Prefix every T5 input with the task prefix, at training and at inference.",
+    "anti-repetition-decoding": "Decode with repetition_penalty, no_repeat_ngram_size and beam search.",
+    "warmup-new-embeddings": "Add learning-rate warmup so new embeddings settle before the full learning rate.",
+    "lora-train-embeddings": "With LoRA and new tokens, make embeddings and lm_head trainable (modules_to_save).",
+    "add-code-tokens": "Add the top-N most frequent codes as whole tokens.",
+}
+
+ADVICE: dict[str, str] = {
+    "install-cuda-kernels": "Install mamba-ssm and causal-conv1d (pip install 'ehrdebug[cuda]') so Mamba uses its fused CUDA kernels.",
+    "report-auprc": "With few positives, report AUPRC (and F1 at a chosen threshold) beside AUROC.",
+    "split-by-patient": "Split train/validation/test by patient so no patient appears in two splits.",
+    "deduplicate-splits": "Remove examples duplicated across splits before evaluating.",
+    "train-longer": "Validation loss was still falling: train longer or resume from the last checkpoint.",
+    "lower-learning-rate": "Lower the learning rate or add gradient clipping.",
+    "raise-learning-rate": "The loss did not move: raise the learning rate or check which parameters are trainable.",
+    "strict-output-format": "Train and post-process to the exact output format the metric checks (one code per answer, no extra text).",
+    "fix-truncation": "Raise max_length or truncate from the left so the end token is kept.",
+    "check-drop-last": "Review drop_last / gradient accumulation so every sample is used each epoch.",
+    "add-validation-set": "Add a validation set so overfitting and early stopping can be judged.",
+    "use-fast-tokenizer": "Use a tokenizer that round-trips the data (normalisation changes the text).",
+    "tie-or-resize-lm-head": "Resize/tie lm_head together with the input embeddings after adding tokens.",
+}
+
+ALL: dict[str, str] = {**FIX, **ADVICE}
+
+
+def describe(recipe_id: str) -> str:
+    return ALL.get(recipe_id, "")
