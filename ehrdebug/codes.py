@@ -71,8 +71,8 @@ def find_codes(text: str, system: CodeSystem) -> list[str]:
 def detect_systems(texts: Iterable[str], candidates: Iterable[CodeSystem] | None = None, min_share: float = 0.02) -> list[CodeSystem]:
     """Systems whose pattern matches at least ``min_share`` of whitespace tokens in the sample.
 
-    Overlapping systems are resolved in favour of the more specific one: dotted ICD-9 wins over
-    SNOMED digits, and ``icd9_nodot`` is only reported when dotted ICD-9 is not present.
+    Overlapping systems are resolved in favour of the more specific one: ICD-9 (dotted or as MIMIC
+    stores it) wins over SNOMED digits. Seed 000's data mixes both spellings (``V3001`` and ``250.00``).
     """
     pool = list(candidates or BUILTIN.values())
     hits = {s.name: 0 for s in pool}
@@ -85,9 +85,7 @@ def detect_systems(texts: Iterable[str], candidates: Iterable[CodeSystem] | None
         return []
     found = [s for s in pool if hits[s.name] / words >= min_share]
     names = {s.name for s in found}
-    if "icd9" in names:
-        found = [s for s in found if s.name not in ("icd9_nodot", "snomed")]
-    if "icd9_nodot" in names and "snomed" in names:
+    if ("icd9" in names or "icd9_nodot" in names) and "snomed" in names:
         found = [s for s in found if s.name != "snomed"]
     return found
 

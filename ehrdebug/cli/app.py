@@ -81,7 +81,10 @@ _register()
 
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: maps user errors to one stderr line and exit 2."""
-    import click
+    try:  # typer >= 0.20 vendors click as typer._click
+        from typer._click.exceptions import ClickException, NoArgsIsHelpError
+    except ImportError:  # pragma: no cover - older typer uses click itself
+        from click.exceptions import ClickException, NoArgsIsHelpError  # type: ignore[no-redef]
 
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
@@ -92,12 +95,14 @@ def main(argv: list[str] | None = None) -> int:
             raise
         typer.echo(f"ehrdebug: error: {exc}", err=True)
         return exc.exit_code
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.exceptions.Abort:
+    except typer.Exit as exc:
+        return int(getattr(exc, "exit_code", 0) or 0)
+    except typer.Abort:
         typer.echo("ehrdebug: aborted", err=True)
         return 130
-    except click.ClickException as exc:
+    except NoArgsIsHelpError:
+        return 0  # typer has already printed the help
+    except ClickException as exc:
         if debug:
             raise
         typer.echo(f"ehrdebug: error: {exc.format_message()}", err=True)
@@ -110,8 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         typer.echo(f"ehrdebug: error: {exc}", err=True)
         return 2
-    code = result if isinstance(result, int) else 0
-    return code
+    return result if isinstance(result, int) else 0
 
 
 def run() -> None:

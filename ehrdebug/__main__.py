@@ -1,0 +1,5 @@
+"""``python -m ehrdebug`` is the ``ehrdebug`` command."""
+
+from ehrdebug.cli.app import run
+
+run()

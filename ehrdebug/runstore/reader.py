@@ -1,0 +1,241 @@
+"""``open_run(path)``: one reader for ehrdebug runs and plain HF Trainer output directories.
+
+Readers never write into a run except its ``artifacts/`` folder (reports), and never trust the
+log to be whole: a torn last line or a stray malformed line is skipped, not fatal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ehrdebug.errors import UserError
+from ehrdebug.runstore import hf
+from ehrdebug.runstore.events import parse_lines
+from ehrdebug.runstore.history import History
+
+STALE_AFTER_S = 15 * 60
+_STEP_DIR = re.compile(r"^step-(\d+)$")
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    step: int
+    path: Path
+
+
+def read_events(path: str | os.PathLike[str], kinds: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+    """All complete events of ``events.jsonl`` (optionally only some kinds, filtered before parsing)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        return list(parse_lines(fh, kinds))
+
+
+def list_step_dirs(path: Path) -> list[tuple[int, Path]]:
+    out = []
+    if path.is_dir():
+        for child in path.iterdir():
+            match = _STEP_DIR.match(child.name)
+            if match and child.is_dir():
+                out.append((int(match.group(1)), child))
+    return sorted(out)
+
+
+class Run:
+    """Common view of a run. ``kind`` is ``'ehrdebug'`` or ``'hf'``."""
+
+    kind = ""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def info(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def events(self, kinds: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def checkpoints(self) -> list[Checkpoint]:
+        raise NotImplementedError
+
+    @property
+    def status(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def last_update(self) -> float:
+        raise NotImplementedError
+
+    @property
+    def architecture(self) -> str:
+        return str(self.info.get("architecture") or "")
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.path / "artifacts"
+
+    def history(self) -> History:
+        history = History(meta={"source": self.kind, "run": str(self.path)})
+        for event in self.events(kinds=("train", "eval")):
+            payload = {k: v for k, v in event.items() if k not in ("t", "step", "kind")}
+            history.add_log(int(event.get("step", 0)), payload, event.get("epoch"))
+        return history.normalized()
+
+    def findings(self) -> list[Any]:
+        from ehrdebug.findings import Finding
+
+        return [Finding.from_dict(e) for e in self.events(kinds=("finding",))]
+
+    def samples(self) -> list[dict[str, Any]]:
+        return self.events(kinds=("sample",))
+
+    def alerts(self) -> list[dict[str, Any]]:
+        return self.events(kinds=("alert",))
+
+    def latest_checkpoint(self) -> Checkpoint | None:
+        checkpoints = self.checkpoints()
+        return checkpoints[-1] if checkpoints else None
+
+    def best_eval(self) -> tuple[str, int, float] | None:
+        """(metric key, step, value) of the lowest eval loss; ``eval_loss`` preferred among several sets."""
+        history = self.history()
+        if not history.evals:
+            return None
+        key = "eval_loss" if "eval_loss" in history.evals else sorted(history.evals)[0]
+        best = history.evals[key].best("min")
+        return (key, best[0], best[1]) if best else None
+
+    def _status_from_time(self) -> str:
+        return "live" if time.time() - self.last_update < STALE_AFTER_S else "stale"
+
+
+class EhrDebugRun(Run):
+    kind = "ehrdebug"
+
+    @property
+    def events_path(self) -> Path:
+        return self.path / "events.jsonl"
+
+    @property
+    def info(self) -> dict[str, Any]:
+        path = self.path / "run.json"
+        if not path.exists():
+            return {}
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise UserError(f"cannot read {path}: {exc}") from exc
+
+    def events(self, kinds: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+        return read_events(self.events_path, kinds)
+
+    def checkpoints(self) -> list[Checkpoint]:
+        return [Checkpoint(step, path) for step, path in list_step_dirs(self.path / "checkpoints")]
+
+    @property
+    def last_update(self) -> float:
+        try:
+            return self.events_path.stat().st_mtime
+        except FileNotFoundError:
+            return 0.0
+
+    @property
+    def status(self) -> str:
+        states = [e.get("state") for e in self.events(kinds=("status",))]
+        if states and states[-1] in ("finished", "crashed"):
+            return str(states[-1])
+        return self._status_from_time() if states else "unknown"
+
+
+class HFRun(Run):
+    kind = "hf"
+
+    def _state(self) -> dict[str, Any]:
+        return hf.load_state(self.path)
+
+    @property
+    def info(self) -> dict[str, Any]:
+        state = self._state()
+        return {
+            "architecture": hf.model_architecture(self.path),
+            "source": "hf-trainer",
+            "config": {k: state.get(k) for k in ("max_steps", "num_train_epochs", "train_batch_size", "eval_steps", "logging_steps", "save_steps")},
+            "best_metric": state.get("best_metric"),
+            "best_model_checkpoint": state.get("best_model_checkpoint"),
+            "global_step": state.get("global_step"),
+        }
+
+    def events(self, kinds: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+        events = hf.log_to_events(self._state().get("log_history", []), self.last_update)
+        return [e for e in events if kinds is None or e["kind"] in kinds]
+
+    def checkpoints(self) -> list[Checkpoint]:
+        return [Checkpoint(step, path) for step, path in hf.checkpoint_dirs(self.path)]
+
+    @property
+    def last_update(self) -> float:
+        files = hf.state_files(self.path)
+        return max((f.stat().st_mtime for f in files), default=0.0)
+
+    @property
+    def status(self) -> str:
+        if (self.path / "trainer_state.json").is_file():
+            return "finished"
+        state = self._state()
+        if state.get("max_steps") and state.get("global_step", 0) >= state["max_steps"]:
+            return "finished"
+        return self._status_from_time()
+
+
+def is_run_dir(path: Path) -> bool:
+    return (path / "events.jsonl").is_file() or (path / "run.json").is_file() or hf.is_hf_output_dir(path)
+
+
+def open_run(path: str | os.PathLike[str]) -> Run:
+    """Open an ehrdebug run directory or an HF Trainer output directory; a UserError otherwise."""
+    p = Path(path)
+    if not p.exists():
+        raise UserError(f"run directory not found: {p}")
+    if not p.is_dir():
+        raise UserError(f"expected a run directory but got a file: {p}")
+    if (p / "events.jsonl").is_file() or (p / "run.json").is_file():
+        return EhrDebugRun(p)
+    if hf.is_hf_output_dir(p):
+        return HFRun(p)
+    raise UserError(f"{p} is not a run: no events.jsonl/run.json (ehrdebug) and no trainer_state.json (HF Trainer)")
+
+
+def discover_runs(root: str | os.PathLike[str], max_depth: int = 3) -> list[Run]:
+    """Every run under ``root`` (the root itself included), newest first; does not descend into runs."""
+    base = Path(root)
+    if not base.is_dir():
+        raise UserError(f"not a directory: {base}")
+    found: list[Run] = []
+
+    def walk(path: Path, depth: int) -> None:
+        if is_run_dir(path):
+            found.append(open_run(path))
+            return
+        if depth >= max_depth:
+            return
+        try:
+            children = sorted(c for c in path.iterdir() if c.is_dir() and not c.name.startswith("."))
+        except OSError:
+            return
+        for child in children:
+            walk(child, depth + 1)
+
+    walk(base, 0)
+    return sorted(found, key=lambda r: r.last_update, reverse=True)

@@ -1,0 +1,128 @@
+"""The ehrdebug terminal UI: runs → live run → findings / tokens / sampler / fix / compare.
+
+Keyboard-first: every screen lists its keys in the footer, ``?`` opens the help screen and ``ctrl+p``
+the command palette, whose commands open each screen for the run under the cursor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+from ehrdebug.tui.screens.help import HelpScreen
+from ehrdebug.tui.screens.runs import RunsScreen
+
+SCREENS_HELP = [
+    ("Runs", "every run under the folder, with status, architecture, best validation metric"),
+    ("Live run", "curves, learning rate, throughput, ETA, samples and alerts, followed live"),
+    ("Findings", "probe results by severity with evidence and recipes; re-run the doctor"),
+    ("Token inspector", "token pieces coloured: structural tokens, codes, which labels carry loss"),
+    ("Sampler", "a prompt → generations with per-step top-k and the structural token's probability"),
+    ("Fix and retrain", "pick findings, preview fixes, apply to a copy, retrain, compare"),
+    ("Compare", "two or more runs side by side: curves, final metrics, config differences"),
+]
+
+
+class EhrDebugApp(App[None]):
+    """``root`` is a folder of runs or one run; with one run the Live run screen opens directly."""
+
+    TITLE = "ehrdebug"
+    CSS_PATH = "app.tcss"
+    BINDINGS = [
+        Binding("question_mark,f1", "help", "Help", key_display="?"),
+        Binding("q", "back_or_quit", "Back/Quit"),
+        Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
+    ]
+
+    def __init__(self, root: str | Path = ".", follow_interval: float = 1.0) -> None:
+        super().__init__()
+        self.root = Path(root)
+        self.follow_interval = follow_interval
+        self.current_run: Any = None
+
+    def on_mount(self) -> None:
+        from ehrdebug.tui import services
+
+        self.sub_title = str(self.root)
+        self.push_screen(RunsScreen(self.root))
+        if self.root.is_dir() and services.is_run_dir(self.root):
+            self.open_screen("live", services.open_run(self.root))
+
+    # -- navigation used by every screen and by the command palette ----------------------------
+    def open_screen(self, name: str, run: Any = None, **kwargs: Any) -> None:
+        run = run if run is not None else self.current_run
+        if name == "runs":
+            while len(self.screen_stack) > 2:
+                self.pop_screen()
+            return
+        if name == "compare":
+            from ehrdebug.tui.screens.compare import CompareScreen
+
+            runs = kwargs.get("runs") or ([run] if run is not None else [])
+            self.push_screen(CompareScreen(runs))
+            return
+        if run is None:
+            self.notify("Pick a run first (Runs screen, Enter).", severity="warning")
+            return
+        self.current_run = run
+        self.push_screen(_make_screen(name, run, **kwargs))
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            self.pop_screen()
+            return
+        self.push_screen(HelpScreen(self.screen))
+
+    def action_back_or_quit(self) -> None:
+        if len(self.screen_stack) > 2:
+            self.pop_screen()
+        else:
+            self.exit()
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Runs", "Back to the list of runs", lambda: self.open_screen("runs"))
+        for key, title, text in (
+            ("live", "Live run", "Curves, throughput, ETA, samples and alerts of the current run"),
+            ("findings", "Findings", "Probe results of the current run; re-run the doctor"),
+            ("tokens", "Token inspector", "Token pieces of an example under the run's tokenizer"),
+            ("sampler", "Sampler", "Generate from the latest checkpoint with chosen decoding settings"),
+            ("fix", "Fix and retrain", "Preview and apply fixes to a copy, retrain, compare"),
+        ):
+            yield SystemCommand(title, text, lambda key=key: self.open_screen(key))
+        yield SystemCommand("Compare", "Compare the marked runs (or the current run)", self._compare_marked)
+        yield SystemCommand("Help", "Keys and screens", self.action_help)
+
+    def _compare_marked(self) -> None:
+        screen = self.screen_stack[1] if len(self.screen_stack) > 1 else None
+        marked = screen.marked_runs() if isinstance(screen, RunsScreen) else []
+        self.open_screen("compare", runs=marked or None)
+
+
+def _make_screen(name: str, run: Any, **kwargs: Any) -> Screen[Any]:
+    if name == "live":
+        from ehrdebug.tui.screens.live import LiveScreen
+
+        return LiveScreen(run, **kwargs)
+    if name == "findings":
+        from ehrdebug.tui.screens.findings import FindingsScreen
+
+        return FindingsScreen(run, **kwargs)
+    if name == "tokens":
+        from ehrdebug.tui.screens.tokens import TokensScreen
+
+        return TokensScreen(run, **kwargs)
+    if name == "sampler":
+        from ehrdebug.tui.screens.sampler import SamplerScreen
+
+        return SamplerScreen(run, **kwargs)
+    if name == "fix":
+        from ehrdebug.tui.screens.fix import FixScreen
+
+        return FixScreen(run, **kwargs)
+    raise ValueError(f"unknown screen {name!r}")

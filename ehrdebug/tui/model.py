@@ -1,0 +1,312 @@
+"""Plain data logic behind the TUI screens (no Textual here, so it is tested on its own).
+
+The live view is fed incrementally: ``LiveState.feed(events)`` takes the events ``EventTail.read_new()``
+returned since the last poll and updates curves, samples, alerts and findings in place, so following a
+run never re-reads or re-parses the whole log. Plots draw ``downsample()``-d copies, never raw series.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ehrdebug.runstore.history import History, Series
+
+SEVERITY_STYLE = {"fail": "bold red", "warn": "yellow", "info": "cyan", "ok": "green"}
+STATUS_STYLE = {"live": "bold green", "finished": "cyan", "crashed": "bold red", "stale": "yellow", "unknown": "dim"}
+
+
+def downsample(xs: Sequence[float], ys: Sequence[float], buckets: int) -> tuple[list[float], list[float]]:
+    """At most ``2 * buckets`` points keeping each bucket's min and max (in x order).
+
+    Min/max rather than striding so a one-step loss spike or NaN-free dip is never dropped from the
+    picture; non-finite values are left out (plotext cannot draw them).
+    """
+    pairs = [(x, y) for x, y in zip(xs, ys, strict=False) if isinstance(y, (int, float)) and math.isfinite(y)]
+    n = len(pairs)
+    if buckets <= 0 or n <= 2 * buckets:
+        return [p[0] for p in pairs], [p[1] for p in pairs]
+    out_x: list[float] = []
+    out_y: list[float] = []
+    size = n / buckets
+    for b in range(buckets):
+        chunk = pairs[int(b * size) : int((b + 1) * size)]
+        if not chunk:
+            continue
+        lo = min(chunk, key=lambda p: p[1])
+        hi = max(chunk, key=lambda p: p[1])
+        for p in sorted({lo, hi}, key=lambda p: p[0]):
+            out_x.append(p[0])
+            out_y.append(p[1])
+    return out_x, out_y
+
+
+def series_points(series: Series, buckets: int) -> tuple[list[float], list[float]]:
+    return downsample(series.steps, series.values, buckets)
+
+
+def fmt_age(ts: float | None, now: float | None = None) -> str:
+    """``'12s ago'``, ``'5m ago'``, ``'3h ago'``, ``'2d ago'``; ``'-'`` when unknown."""
+    if not ts:
+        return "-"
+    delta = max(0.0, (now if now is not None else time.time()) - ts)
+    return f"{fmt_duration(delta)} ago"
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "-"
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 86400:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f}d"
+
+
+def fmt_num(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "-" if value is None else str(value)
+    if isinstance(value, int):
+        return str(value)
+    if value != value:
+        return "nan"
+    if value == 0:
+        return "0"
+    if abs(value) >= 1000 or abs(value) < 1e-3:
+        return f"{value:.3g}" if abs(value) >= 1000 else f"{value:.2e}"
+    return f"{value:.4g}"
+
+
+@dataclass
+class RunRow:
+    """One line of the Runs screen."""
+
+    path: str
+    name: str
+    kind: str
+    status: str
+    architecture: str
+    best: str
+    last_update: float
+
+    def cells(self, now: float | None = None) -> tuple[str, ...]:
+        return (self.name, self.status, self.kind, self.architecture or "-", self.best, fmt_age(self.last_update, now))
+
+
+def run_row(run: Any, name: str | None = None) -> RunRow:
+    """Summarise a run for the list; a run that cannot be read still gets a row (status 'unreadable')."""
+    try:
+        best = run.best_eval()
+        best_text = f"{best[0]}={fmt_num(best[2])} @{best[1]}" if best else "-"
+        status = run.status
+        arch = run.architecture
+    except Exception as exc:  # a broken run must not hide the others  # noqa: BLE001
+        best_text, status, arch = f"unreadable: {exc}"[:60], "unknown", ""
+    return RunRow(str(run.path), name or run.name, run.kind, status, arch, best_text, float(run.last_update or 0.0))
+
+
+@dataclass
+class LiveState:
+    """Everything the Live run screen shows, updated by ``feed`` with the newest events only."""
+
+    history: History = field(default_factory=History)
+    samples: list[dict[str, Any]] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    checkpoints: list[int] = field(default_factory=list)
+    state: str = ""
+    first_t: float | None = None
+    last_t: float | None = None
+    last_step: int = 0
+    last_epoch: float | None = None
+    lr: float | None = None
+    samples_per_second: float | None = None
+    total_steps: int | None = None
+    total_epochs: float | None = None
+    version: int = 0
+    _rate: list[tuple[float, int]] = field(default_factory=list)
+    _seen: set[tuple[Any, ...]] = field(default_factory=set)
+
+    @classmethod
+    def from_run(cls, run: Any) -> LiveState:
+        """Initial state from the run store (its fast readers), before following new lines."""
+        state = cls()
+        config = (run.info or {}).get("config") or {}
+        state.total_steps = _first_int(config, ("max_steps", "total_steps", "num_steps"))
+        epochs = config.get("num_train_epochs", config.get("num_epochs", config.get("epochs")))
+        state.total_epochs = float(epochs) if isinstance(epochs, (int, float)) and not isinstance(epochs, bool) else None
+        state.history = run.history()
+        for key in ("learning_rate", "lr"):
+            if key in state.history.metrics and state.history.metrics[key].values:
+                state.lr = state.history.metrics[key].values[-1]
+        other = run.events(kinds=("sample", "alert", "finding", "checkpoint", "status")) if run.kind == "ehrdebug" else []
+        train = state.history.train
+        if train.steps:
+            state.last_step = train.steps[-1]
+            state.last_epoch = train.epochs[-1]
+        state._feed_other(other)
+        if run.kind == "hf":
+            state.state = run.status
+        state.version += 1
+        return state
+
+    def feed(self, events: Iterable[dict[str, Any]]) -> bool:
+        """Add newly appended events; True when anything visible changed."""
+        changed = False
+        rest = []
+        for event in events:
+            kind = event.get("kind")
+            step = int(event.get("step", 0) or 0)
+            t = event.get("t")
+            if isinstance(t, (int, float)):
+                self.first_t = t if self.first_t is None else min(self.first_t, t)
+                self.last_t = t if self.last_t is None else max(self.last_t, t)
+            if kind in ("train", "eval"):
+                payload = {k: v for k, v in event.items() if k not in ("t", "step", "kind")}
+                self.history.add_log(step, payload, event.get("epoch"))
+                if kind == "train":
+                    self.last_step = max(self.last_step, step)
+                    if isinstance(event.get("epoch"), (int, float)):
+                        self.last_epoch = float(event["epoch"])
+                    lr = event.get("lr", event.get("learning_rate"))
+                    if isinstance(lr, (int, float)):
+                        self.lr = float(lr)
+                    sps = event.get("samples_per_second")
+                    if isinstance(sps, (int, float)):
+                        self.samples_per_second = float(sps)
+                    if isinstance(t, (int, float)):
+                        self._rate.append((float(t), step))
+                        del self._rate[:-50]
+                changed = True
+            else:
+                rest.append(event)
+        if rest:
+            changed = self._feed_other(rest) or changed
+        if changed:
+            self.version += 1
+        return changed
+
+    def _feed_other(self, events: Iterable[dict[str, Any]]) -> bool:
+        changed = False
+        for event in events:
+            key = (event.get("t"), event.get("step"), event.get("kind"), str(event.get("title", event.get("message", event.get("output", "")))))
+            if key in self._seen:
+                continue  # the same line seen by the initial read and by the tail
+            self._seen.add(key)
+            kind = event.get("kind")
+            if kind == "sample":
+                self.samples.append(event)
+            elif kind == "alert":
+                self.alerts.append(event)
+            elif kind == "finding":
+                self.findings.append(event)
+            elif kind == "checkpoint":
+                self.checkpoints.append(int(event.get("step", 0) or 0))
+            elif kind == "status":
+                self.state = str(event.get("state", ""))
+            else:
+                continue
+            changed = True
+        return changed
+
+    # -- figures ---------------------------------------------------------------------------------
+    def steps_per_second(self) -> float | None:
+        """From the last ~50 train events' timestamps (robust to a pause long ago)."""
+        if len(self._rate) < 2:
+            return None
+        (t0, s0), (t1, s1) = self._rate[0], self._rate[-1]
+        if t1 <= t0 or s1 <= s0:
+            return None
+        return (s1 - s0) / (t1 - t0)
+
+    def eta_seconds(self) -> float | None:
+        rate = self.steps_per_second()
+        if rate and self.total_steps and self.total_steps > self.last_step:
+            return (self.total_steps - self.last_step) / rate
+        if rate and self.total_epochs and self.last_epoch and self.last_step:
+            steps_per_epoch = self.last_step / self.last_epoch
+            remaining = (self.total_epochs - self.last_epoch) * steps_per_epoch
+            return remaining / rate if remaining > 0 else 0.0
+        return None
+
+    def best_eval(self) -> tuple[str, int, float] | None:
+        if not self.history.evals:
+            return None
+        key = "eval_loss" if "eval_loss" in self.history.evals else sorted(self.history.evals)[0]
+        best = self.history.evals[key].best("min")
+        return (key, best[0], best[1]) if best else None
+
+    def summary_lines(self) -> list[tuple[str, str]]:
+        """(label, value) pairs for the stats panel."""
+        train = self.history.train
+        loss = train.values[-1] if train.values else None
+        best = self.best_eval()
+        sps = self.steps_per_second()
+        progress = f"{self.last_step}" + (f"/{self.total_steps}" if self.total_steps else "")
+        if self.last_epoch is not None:
+            progress += f"  ep {self.last_epoch:.2f}" + (f"/{fmt_num(self.total_epochs)}" if self.total_epochs else "")
+        return [
+            ("state", self.state or "-"),
+            ("step", progress),
+            ("loss", fmt_num(loss)),
+            ("best eval", f"{fmt_num(best[2])} @{best[1]}" if best else "-"),
+            ("lr", fmt_num(self.lr)),
+            ("speed", (f"{sps:.2f} it/s" if sps else "-") + (f"  {self.samples_per_second:.1f} samp/s" if self.samples_per_second else "")),
+            ("ETA", fmt_duration(self.eta_seconds()) if self.state not in ("finished", "crashed") else "-"),
+            ("updated", fmt_age(self.last_t)),
+        ]
+
+
+def _first_int(config: dict[str, Any], keys: Sequence[str]) -> int | None:
+    for key in keys:
+        value = config.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
+
+
+def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    """``{'a': {'b': 1}}`` → ``{'a.b': 1}``, for config differences."""
+    out: dict[str, Any] = {}
+    if isinstance(data, dict):
+        for key, value in data.items():
+            out.update(flatten(value, f"{prefix}{key}."))
+    else:
+        out[prefix[:-1]] = data
+    return out
+
+
+def config_differences(configs: Sequence[dict[str, Any]]) -> list[tuple[str, list[Any]]]:
+    """Keys whose values differ between runs (missing counts as a difference), sorted by key."""
+    flats = [flatten(c or {}) for c in configs]
+    keys = sorted(set().union(*flats)) if flats else []
+    missing = object()
+    diffs = []
+    for key in keys:
+        values = [f.get(key, missing) for f in flats]
+        if any(v != values[0] for v in values[1:]):
+            diffs.append((key, [None if v is missing else v for v in values]))
+    return diffs
+
+
+def final_metrics(history: History) -> dict[str, float]:
+    """Last train loss, best and last of each eval loss, last of each eval metric."""
+    out: dict[str, float] = {}
+    if history.train.values:
+        out["train loss (last)"] = history.train.values[-1]
+    for key, series in sorted(history.evals.items()):
+        best = series.best("min")
+        if best:
+            out[f"{key} (best)"] = best[1]
+        if series.values:
+            out[f"{key} (last)"] = series.values[-1]
+    for key, series in sorted(history.metrics.items()):
+        if key.startswith("eval_") and series.values and not key.endswith(("runtime", "per_second")):
+            out[f"{key} (last)"] = series.values[-1]
+    return out

@@ -1,0 +1,111 @@
+"""data.split: leakage between train, validation and test.
+
+Two kinds: the same patient in two splits (their other admissions teach the model the answer), and the
+same example text in two splits (an evaluation that measures memory). Both are counted per pair of
+splits and shown with a few concrete cases.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from itertools import combinations
+from typing import Any
+
+from ehrdebug.findings import Finding, Severity
+
+PROBE = "data.split"
+PATIENT_FIELD_GUESSES = ("patient_id", "subject_id", "person_id", "patient", "pid", "mrn")
+
+
+def guess_patient_field(record: Mapping[str, Any]) -> str | None:
+    for name in PATIENT_FIELD_GUESSES:
+        if name in record:
+            return name
+    return None
+
+
+def _key(value: Any) -> str:
+    if isinstance(value, str):
+        return value.strip()
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def _text_of(record: Mapping[str, Any], text_field: str | None, exclude: set[str]) -> str:
+    """The example's text; without a text field, every column except ids and labels."""
+    if text_field:
+        return _key(record.get(text_field))
+    return _key({k: v for k, v in record.items() if k not in exclude})
+
+
+def probe_split(
+    splits: Mapping[str, Sequence[Mapping[str, Any]]],
+    patient_field: str | None = None,
+    text_field: str | None = None,
+    label_field: str | None = None,
+    subject: str = "",
+) -> list[Finding]:
+    """Patients and exact example texts shared between splits."""
+    names = [n for n, rows in splits.items() if rows]
+    first = next((splits[n][0] for n in names), None)
+    if first is None:
+        return [Finding(PROBE, Severity.INFO, "no records to compare", subject=subject)]
+    pfield = patient_field or guess_patient_field(first)
+    if patient_field and not any(patient_field in splits[n][0] for n in names):
+        from ehrdebug.errors import UserError
+
+        raise UserError(f"patient field {patient_field!r} not in the data (columns: {', '.join(map(str, first))})")
+    tfield = text_field if text_field and text_field in first else None
+    if text_field and tfield is None:
+        from ehrdebug.errors import UserError
+
+        raise UserError(f"text field {text_field!r} not in the data (columns: {', '.join(map(str, first))})")
+    exclude = {x for x in (pfield, label_field, "id", "example_id", "hadm_id", "visit_id") if x}
+    sizes = {n: len(splits[n]) for n in names}
+    if len(names) < 2:
+        return [Finding(PROBE, Severity.OK, f"one split only ({names[0]}): nothing to compare",
+                        evidence={"rows": sizes}, subject=subject)]
+    findings: list[Finding] = []
+    evidence: dict[str, Any] = {"splits": sizes, "patient_field": pfield or "(none found)",
+                                "compared_on": tfield or "all columns except ids and labels"}
+    if pfield:
+        patients = {n: {_key(r.get(pfield)) for r in splits[n] if r.get(pfield) is not None} for n in names}
+        evidence["patients"] = {n: len(p) for n, p in patients.items()}
+        for a, b in combinations(names, 2):
+            shared = patients[a] & patients[b]
+            if shared:
+                rows_b = sum(1 for r in splits[b] if _key(r.get(pfield)) in shared)
+                findings.append(Finding(
+                    PROBE, Severity.FAIL,
+                    f"{len(shared)} patients are in both {a} and {b} ({rows_b} of {sizes[b]} {b} examples)",
+                    evidence={"pair": f"{a}/{b}", "shared_patients": len(shared),
+                              f"{b}_examples_of_shared_patients": rows_b,
+                              "share_of_" + b + "_patients": round(len(shared) / max(1, len(patients[b])), 4)},
+                    examples=sorted(shared)[:5],
+                    rule="a patient belongs to exactly one split", recipes=["split-by-patient"], subject=subject,
+                ))
+    texts = {n: {} for n in names}  # type: dict[str, dict[str, int]]
+    for n in names:
+        for i, r in enumerate(splits[n]):
+            texts[n].setdefault(_text_of(r, tfield, exclude), i)
+    for a, b in combinations(names, 2):
+        shared_t = [t for t in texts[b] if t in texts[a]]
+        if shared_t:
+            rows_b = sum(1 for r in splits[b] if _text_of(r, tfield, exclude) in texts[a])
+            findings.append(Finding(
+                PROBE, Severity.WARN,
+                f"{rows_b} of {sizes[b]} {b} examples also appear in {a} ({len(shared_t)} distinct texts)",
+                evidence={"pair": f"{a}/{b}", "duplicated_examples": rows_b, "distinct_texts": len(shared_t),
+                          "share_of_" + b: round(rows_b / max(1, sizes[b]), 4), "compared_on": evidence["compared_on"]},
+                examples=[{"text": t[:200], f"{a}_row": texts[a][t], f"{b}_row": texts[b][t]} for t in shared_t[:3]],
+                rule="an evaluation example must not be a copy of a training example",
+                recipes=["deduplicate-splits"], subject=subject,
+            ))
+    if not findings:
+        title = "no patient and no example shared between " + ", ".join(names)
+        if not pfield:
+            title = "no example shared between " + ", ".join(names) + " (no patient field: pass --patient-field)"
+        findings.append(Finding(PROBE, Severity.OK, title, evidence=evidence, subject=subject))
+    else:
+        findings.append(Finding(PROBE, Severity.INFO, "split sizes", evidence=evidence, subject=subject))
+    return findings

@@ -1,0 +1,166 @@
+"""Apply a list of fix-recipes to a copy of a target, and plan them from the doctor's findings.
+
+Layout of the output directory (always new)::
+
+    OUT/config.yaml      the fixed training config (when the target had one), with a ``fixes`` list
+    OUT/checkpoint/      the repaired model (when a fix did checkpoint surgery)
+    OUT/fixes.json       what was applied, skipped and changed, and from where
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ehrdebug.errors import UserError
+from recipes.fixes.base import CHECKPOINT, CONFIG, Target, dump_yaml, fix_record, new_out_dir, resolve_target
+
+
+@dataclass
+class FixResult:
+    out_dir: Path
+    config_path: Path | None
+    checkpoint: Path | None
+    applied: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        out = []
+        for rec in self.applied:
+            out.append(f"{rec['id']} ({rec['mode']}):")
+            out.extend(f"  {_change_text(c)}" for c in rec["changes"]) if rec["changes"] else out.append("  nothing to change")
+        out.extend(f"skipped {s['id']}: {s['why']}" for s in self.skipped)
+        return out
+
+
+def _change_text(change: dict[str, Any]) -> str:
+    from recipes.fixes.base import Change
+
+    return Change(change["key"], change["before"], change["after"], change.get("note", "")).text()
+
+
+def _as_target(target: Target | str | os.PathLike[str]) -> Target:
+    return target if isinstance(target, Target) else resolve_target(target)
+
+
+def apply_fixes(
+    target: Target | str | os.PathLike[str],
+    recipe_ids: list[str],
+    out_dir: str | os.PathLike[str],
+    skip_inapplicable: bool = False,
+) -> FixResult:
+    """Apply ``recipe_ids`` in order to a copy of ``target`` under the new directory ``out_dir``."""
+    from recipes.fixes import get
+
+    tgt = _as_target(target)
+    fixes = [get(rid) for rid in dict.fromkeys(recipe_ids)]
+    if not fixes:
+        raise UserError("no fix-recipe given: pass --recipe NAME or --auto")
+    plan: list[tuple[Any, str]] = []
+    skipped: list[dict[str, str]] = []
+    for fix in fixes:
+        try:
+            plan.append((fix, fix.mode_for(tgt)))
+        except UserError as exc:
+            if not skip_inapplicable:
+                raise
+            skipped.append({"id": fix.id, "why": str(exc)})
+    out = new_out_dir(out_dir)
+    applied: list[dict[str, Any]] = []
+    cfg = copy.deepcopy(tgt.config) if tgt.config is not None else None
+    checkpoint: Path | None = None
+    current = tgt.checkpoint
+    try:
+        for n, (fix, mode) in enumerate(plan):
+            if mode == CONFIG:
+                changes = fix.on_config(cfg, tgt)
+            else:
+                stage = out / f".stage-{n}"
+                changes = fix.on_checkpoint(current, stage, tgt)
+                if stage.is_dir():
+                    current = stage
+            applied.append(fix_record(fix, mode, changes))
+        if current is not None and current != tgt.checkpoint:
+            checkpoint = out / "checkpoint"
+            current.rename(checkpoint)
+    finally:
+        for stage in out.glob(".stage-*"):
+            shutil.rmtree(stage, ignore_errors=True)
+    config_path = None
+    if cfg is not None and any(r["mode"] == CONFIG for r in applied):
+        config_path = _write_config(cfg, tgt, out, applied, checkpoint)
+    record = {
+        "source": str(tgt.path),
+        "source_kind": tgt.kind,
+        "created": time.time(),
+        "fixes": applied,
+        "skipped": skipped,
+        "config": str(config_path) if config_path else None,
+        "checkpoint": str(checkpoint) if checkpoint else None,
+    }
+    if checkpoint is not None:
+        (checkpoint / "ehrdebug_fixes.json").write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
+    (out / "fixes.json").write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
+    return FixResult(out, config_path, checkpoint, applied, skipped)
+
+
+def _write_config(cfg: dict[str, Any], tgt: Target, out: Path, applied: list[dict[str, Any]], checkpoint: Path | None) -> Path:
+    """The fixed config: relative paths made absolute (it now lives elsewhere), a fresh ``out`` and a ``fixes`` list."""
+    base = tgt.config_path.parent if tgt.config_path else Path.cwd()
+    for key in ("base", "data", "tokenizer"):
+        value = cfg.get(key)
+        if isinstance(value, str) and value and not os.path.isabs(value):
+            for root in (base, Path.cwd()):
+                if (root / value).exists():
+                    cfg[key] = str((root / value).resolve())
+                    break
+    if checkpoint is not None:
+        cfg["base"] = str(checkpoint.resolve())
+    cfg["out"] = str((out / "run").resolve())
+    if "resume" in cfg:
+        cfg["resume"] = False
+    previous = list(cfg.get("fixes") or [])
+    cfg["fixes"] = previous + [
+        {"id": r["id"], "changes": [f"{c['key']}: {c['before']!r} -> {c['after']!r}" for c in r["changes"]]} for r in applied
+    ]
+    path = out / "config.yaml"
+    header = f"# fixed by ehrdebug fix from {tgt.path}\n# applied: {', '.join(r['id'] for r in applied)}\n"
+    dump_yaml(cfg, path, header)
+    return path
+
+
+@dataclass
+class AutoPlan:
+    """What the doctor's findings ask for: automatic fixes (in rank order) and advice to read."""
+
+    fix_ids: list[str]
+    advice: list[tuple[str, str]]
+    report: Any
+    reasons: dict[str, list[str]] = field(default_factory=dict)
+
+
+def auto_plan(path: str | os.PathLike[str], data: str | None = None, config: Any = None) -> AutoPlan:
+    """Run the doctor on ``path`` and split the recipe ids its warn/fail findings name."""
+    from ehrdebug.findings import Severity
+    from ehrdebug.recipe_ids import ADVICE, FIX
+    from probes.doctor import diagnose
+
+    report = diagnose(str(path), data=data, config=config)
+    ids = report.recipe_ids()
+    reasons: dict[str, list[str]] = {}
+    for finding in report.ranked():
+        if finding.severity >= Severity.WARN:
+            for rid in finding.recipes:
+                reasons.setdefault(rid, []).append(f"{finding.probe}: {finding.title}")
+    fix_ids = [rid for rid in ids if rid in FIX]
+    advice = [(rid, ADVICE[rid]) for rid in ids if rid in ADVICE]
+    return AutoPlan(fix_ids, advice, report, reasons)
+
+
+__all__ = ["AutoPlan", "FixResult", "apply_fixes", "auto_plan", "CHECKPOINT", "CONFIG"]

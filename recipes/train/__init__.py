@@ -1,0 +1,57 @@
+"""Training recipes: one readable full loop per architecture, driven by YAML configs.
+
+Public API (stable; other recipes, the bug zoo and ``ehrdebug demo`` build on it):
+
+``load_config(path, overrides: list[str] | None = None) -> dict``
+    Read a YAML recipe config and apply ``key=value`` overrides (dotted keys for nested ones:
+    ``generation.temperature=1.3``). Values are parsed as YAML scalars. An unknown key raises
+    ``UserError`` naming the closest known key. The file's own ``recipe:`` key picks the loop.
+
+``run_training(config: dict, out_dir: str | Path | None = None, probes=None) -> Path``
+    Train the recipe named by ``config["recipe"]`` (``bart_ehrgen`` | ``t5_diagnosis``) and return the
+    run directory (``out_dir`` or ``config["out"]``). The run directory is written throughout with
+    ``ehrdebug.runstore.RunLogger``: train/eval logs, samples, findings, checkpoints/step-N/
+    (safetensors + tokenizer + optimizer/scheduler state), artifacts/loss.png and
+    artifacts/metrics_summary.json. ``resume=true`` continues from the last checkpoint in out_dir.
+    ``probes`` is an optional callable ``probes(model, tokenizer, config, step) -> list[Finding]``
+    called at each evaluation; findings are logged as events.
+
+``evaluate_checkpoint(run_or_checkpoint_dir, config=None) -> dict``
+    Re-run the evaluation (eval loss, generations, grammar score, P(<v> | ... <demo>)) on a saved
+    checkpoint; returns the metrics dict.
+
+``pick_device(preference: str = "auto") -> torch.device``   cuda > mps > cpu.
+
+Config keys (see recipes/configs/*.yaml for the full commented list): ``base`` (local dir such as
+``sample_data/bases/bart`` or a hub id such as ``facebook/bart-base``), ``special_tokens``,
+``register_special_tokens``, ``new_token_init`` (random | mean | description), ``add_code_tokens``,
+``epochs``, ``max_steps``, ``lr``, ``warmup_steps``, ``batch_size``, ``grad_accum``,
+``early_stopping.patience`` (null = off), ``eval_every``, ``label_pad`` (-100 | pad),
+``drop_string_columns``, ``task_prefix`` / ``inference_prefix``, ``lora.*``, ``generation.*``
+(do_sample, temperature, top_k, top_p, num_beams, repetition_penalty, no_repeat_ngram_size,
+max_new_tokens, eos = dataset end token, block_pretrained_eos, bad_words).
+
+Offline pretrained bases: ``python -m recipes.train.pretrain --all --out sample_data/bases``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_LAZY = {
+    "load_config": "recipes.train.config",
+    "pick_device": "recipes.train.device",
+    "run_training": "recipes.train.loop",
+    "evaluate_checkpoint": "recipes.train.loop",
+}
+
+
+def __getattr__(name: str) -> Any:  # imported lazily: torch/transformers stay out of `--help`
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(name)
+
+
+__all__ = ["evaluate_checkpoint", "load_config", "pick_device", "run_training"]
