@@ -1,0 +1,192 @@
+"""Tiny models, tokenizers and data for the model/generation probe tests.
+
+Every failure the tests need is produced for real by a short CPU training run (a copy-pretrained BART
+that ignores new tokens, a causal LM whose pretrained EOS follows ``<demo>``, a T5 trained with unmasked
+padding that emits only PAD, ...). Builders are cached per process so tests share the trained models.
+"""
+
+from __future__ import annotations
+
+import random
+from functools import lru_cache
+from typing import Any
+
+CODES = ["V3001", "V053", "250.00", "486", "401.9", "428.0", "427.31", "584.9", "599.0", "518.81", "038.9", "276.2"]
+ETHNICITIES = ["ASIAN", "WHITE", "BLACK", "HISPANIC"]
+NEW_TOKENS = ["<v>", "<\\v>", "<END>"]
+BASE_SPECIALS = ["<pad>", "<s>", "</s>", "<unk>"]
+
+
+def ehr_line(rng: random.Random) -> str:
+    """``56 ASIAN M <demo> <v> V3001 250.00 <\\v> <END>``; codes depend on sex so a model can learn them."""
+    sex = rng.choice("MF")
+    pool = CODES[:6] if sex == "M" else CODES[6:]
+    visits = " ".join(f"<v> {' '.join(rng.sample(pool, rng.randint(1, 2)))} <\\v>" for _ in range(rng.randint(1, 2)))
+    return f"{rng.randint(20, 90)} {rng.choice(ETHNICITIES)} {sex} <demo> {visits} <END>"
+
+
+def ehr_examples(n: int, seed: int = 0) -> list[dict[str, str]]:
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        head, _, tail = ehr_line(rng).partition("<demo>")
+        out.append({"prompt": f"{head.strip()} <demo>", "target": tail.strip()})
+    return out
+
+
+def word_tokenizer(corpus: list[str], style: str = "bart", added: list[str] | None = None) -> Any:
+    """A whitespace word-level tokenizer; ``added`` tokens are registered afterwards (ids beyond the base)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.decoder = decoders.WordPiece(prefix="##", cleanup=False)
+    tok.train_from_iterator(corpus, trainers.WordLevelTrainer(special_tokens=BASE_SPECIALS))
+    if style == "bart":
+        tok.post_processor = processors.TemplateProcessing(
+            single="<s> $A </s>", special_tokens=[("<s>", 1), ("</s>", 2)]
+        )
+    elif style == "t5":
+        tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 2)])
+    elif style == "causal":
+        tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>"
+    )
+    if added:
+        fast.add_special_tokens({"additional_special_tokens": list(added)})
+    return fast
+
+
+def tiny_bart(vocab_size: int, seed: int = 0) -> Any:
+    import torch
+    from transformers import BartConfig, BartForConditionalGeneration
+
+    torch.manual_seed(seed)
+    cfg = BartConfig(
+        vocab_size=vocab_size, d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=64,
+        pad_token_id=0, bos_token_id=1, eos_token_id=2, decoder_start_token_id=2, forced_eos_token_id=None,
+        dropout=0.0, attention_dropout=0.0,
+    )
+    return BartForConditionalGeneration(cfg)
+
+
+def tiny_t5(vocab_size: int, seed: int = 0, tie: bool = True) -> Any:
+    import torch
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    torch.manual_seed(seed)
+    cfg = T5Config(
+        vocab_size=vocab_size, d_model=32, d_kv=16, d_ff=64, num_layers=1, num_decoder_layers=1, num_heads=2,
+        pad_token_id=0, eos_token_id=2, decoder_start_token_id=0, dropout_rate=0.0, tie_word_embeddings=tie,
+    )
+    return T5ForConditionalGeneration(cfg)
+
+
+def tiny_llama(vocab_size: int, seed: int = 0, layers: int = 1) -> Any:
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(
+        vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=layers, num_attention_heads=2,
+        num_key_value_heads=2, max_position_embeddings=64, pad_token_id=0, bos_token_id=1, eos_token_id=2,
+        tie_word_embeddings=False,
+    )
+    return LlamaForCausalLM(cfg)
+
+
+def tiny_mamba(vocab_size: int = 64, seed: int = 0) -> Any:
+    import torch
+    from transformers import MambaConfig, MambaForCausalLM
+
+    torch.manual_seed(seed)
+    return MambaForCausalLM(MambaConfig(vocab_size=vocab_size, hidden_size=32, state_size=8, num_hidden_layers=1))
+
+
+def train_seq2seq(
+    model: Any, tok: Any, pairs: list[tuple[str, str]], steps: int, lr: float = 3e-3, mask_pad: bool = True,
+    batch: int = 16, seed: int = 0, max_target_length: int | None = None,
+) -> Any:
+    """Plain teacher-forced training; ``mask_pad=False`` reproduces seed 002's unmasked PAD labels."""
+    import torch
+
+    rng = random.Random(seed)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.0)
+    model.train()
+    for _ in range(steps):
+        chunk = [pairs[rng.randrange(len(pairs))] for _ in range(batch)]
+        enc = tok([p for p, _ in chunk], return_tensors="pt", padding=True)
+        lab = tok(text_target=[t for _, t in chunk], return_tensors="pt", padding="max_length" if max_target_length else True,
+                  max_length=max_target_length, truncation=bool(max_target_length))["input_ids"]
+        if mask_pad:
+            lab = lab.masked_fill(lab == tok.pad_token_id, -100)
+        loss = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], labels=lab).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    return model
+
+
+def train_causal(model: Any, tok: Any, texts: list[str], steps: int, lr: float = 3e-3, batch: int = 16, seed: int = 0) -> Any:
+    import torch
+
+    rng = random.Random(seed)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.0)
+    model.train()
+    for _ in range(steps):
+        chunk = [texts[rng.randrange(len(texts))] for _ in range(batch)]
+        enc = tok(chunk, return_tensors="pt", padding=True)
+        lab = enc["input_ids"].masked_fill(enc["attention_mask"] == 0, -100)
+        loss = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], labels=lab).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    return model
+
+
+# ------------------------------------------------------------------ cached scenarios
+def _ehr_corpus(n: int = 300, seed: int = 0) -> list[str]:
+    rng = random.Random(seed)
+    return [ehr_line(rng) for _ in range(n)]
+
+
+def _pretraining_lines(n: int = 300, seed: int = 1) -> list[str]:
+    """Demographics and codes without the structural visit tokens: what the 'pretrained' model saw."""
+    rng = random.Random(seed)
+    return [f"{rng.randint(20, 90)} {rng.choice(ETHNICITIES)} {rng.choice('MF')} <demo> {' '.join(rng.sample(CODES, 2))}" for _ in range(n)]
+
+
+@lru_cache(maxsize=1)
+def copy_pretrained_bart() -> tuple[Any, Any]:
+    """A BART 'pretrained' as a copy autoencoder (the denoising prior) on a vocabulary without <v>/<END>."""
+    lines = _pretraining_lines() + [ln.replace("<v> ", "").replace(" <\\v>", "").replace(" <END>", "") for ln in _ehr_corpus()]
+    tok = word_tokenizer(lines, "bart")
+    model = train_seq2seq(tiny_bart(len(tok)), tok, [(ln, ln) for ln in lines], steps=250, lr=5e-3)
+    return model, tok
+
+
+@lru_cache(maxsize=2)
+def bart_with_new_tokens(init: str, steps: int) -> tuple[Any, Any, int, dict[str, Any]]:
+    """Copy-pretrained BART + <v> <\\v> <END> (``random`` or ``mean`` init) fine-tuned ``steps`` on the EHR task.
+
+    Returns (model, tokenizer, base_vocab_size, state_dict right after resizing).
+    """
+    import copy
+
+    base_model, base_tok = copy_pretrained_bart()
+    model = copy.deepcopy(base_model)
+    tok = copy.deepcopy(base_tok)
+    base = len(tok)
+    tok.add_special_tokens({"additional_special_tokens": NEW_TOKENS})
+    model.resize_token_embeddings(len(tok), mean_resizing=(init == "mean"))
+    start = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    pairs = [(e["prompt"], e["target"]) for e in ehr_examples(300, seed=3)]
+    if steps:
+        train_seq2seq(model, tok, pairs, steps=steps, lr=3e-3 if steps > 50 else 3e-4)
+    model.eval()
+    return model, tok, base, start
