@@ -30,7 +30,8 @@ def _violations(files: list[Path], forbidden: tuple[str, ...]) -> list[str]:
 
 def _core_files() -> list[Path]:
     shells = (REPO / "ehrdebug" / "cli", REPO / "ehrdebug" / "tui")
-    return [p for p in (REPO / "ehrdebug").rglob("*.py") if not any(s in p.parents for s in shells)]
+    entry = REPO / "ehrdebug" / "__main__.py"  # ``python -m ehrdebug`` is the shell's entry point
+    return [p for p in (REPO / "ehrdebug").rglob("*.py") if p != entry and not any(s in p.parents for s in shells)]
 
 
 def test_core_imports_no_probe_recipe_shell_or_textual() -> None:

@@ -7,7 +7,6 @@ and reads only the appended bytes otherwise. The plot is rebuilt only when somet
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from rich.table import Table
@@ -209,7 +208,3 @@ class LiveScreen(Screen[None]):
 
     def action_back(self) -> None:
         self.app.pop_screen()
-
-    @property
-    def last_poll(self) -> float:
-        return time.time()

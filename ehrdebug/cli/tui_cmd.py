@@ -1,0 +1,29 @@
+"""``ehrdebug tui [PATH]``: open the interactive terminal UI on a folder of runs or one run."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer()
+SINGLE_COMMAND = True
+
+
+@app.command()
+def tui(
+    path: str = typer.Argument(".", help="A folder of runs (ehrdebug runs, HF Trainer output dirs) or one run."),
+    interval: float = typer.Option(1.0, "--interval", help="Seconds between reads of a live run's event log."),
+) -> None:
+    """Open the interactive terminal UI."""
+    import os
+
+    from ehrdebug.errors import UserError
+
+    if not os.path.exists(path):
+        raise UserError(f"path not found: {path}")
+    if not os.path.isdir(path):
+        raise UserError(f"expected a folder of runs or a run directory, got a file: {path}")
+    if interval <= 0:
+        raise UserError("--interval must be positive")
+    from ehrdebug.tui.app import EhrDebugApp
+
+    EhrDebugApp(path, follow_interval=interval).run()
