@@ -122,22 +122,24 @@ def probe_collator(
                             evidence={**base, "error": error, "columns": sorted(sample[0])}, subject=subject,
                             rule="the collator must turn every batch of the dataset into tensors")]
         cols = ", ".join(f"{k} ({v})" for k, v in strays.items())
+        without = [{k: v for k, v in f.items() if k not in strays} for f in sample]
+        try:
+            batches = _collate(collator, without, batch_size, max_batches)
+        except Exception as exc2:  # noqa: BLE001 - the columns were not (only) the cause
+            error2 = f"{type(exc2).__name__}: {str(exc2).splitlines()[0][:300] if str(exc2) else ''}"
+            return [Finding(PROBE, Severity.FAIL, f"the collator crashed, with or without the non-tensor column(s) {cols}",
+                            evidence={**base, "error": error, "error_without_those_columns": error2,
+                                      "non_tensor_columns": strays}, recipes=["remove-string-columns"],
+                            rule="the collator must turn every batch of the dataset into tensors", subject=subject)]
         findings.append(Finding(
             PROBE, Severity.FAIL,
             f"the collator crashes on non-tensor column(s) {cols}: remove them before training",
             evidence={**base, "error": error, "non_tensor_columns": strays,
                       "tensor_columns": [k for k in sample[0] if k not in strays], "note": TRAINER_NOTE},
             examples=[{k: _short(sample[0][k]) for k in strays}],
-            rule="every column handed to the collator must be numeric (ids, masks, labels)",
+            rule="every column handed to the collator must be numeric (ids, masks, labels); without them it collates",
             recipes=["remove-string-columns"], subject=subject,
         ))
-        sample = [{k: v for k, v in f.items() if k not in strays} for f in sample]
-        try:
-            batches = _collate(collator, sample, batch_size, max_batches)
-        except Exception as exc2:  # noqa: BLE001
-            findings.append(Finding(PROBE, Severity.FAIL, f"the collator still crashes without those columns: {type(exc2).__name__}",
-                                    evidence={**base, "error": str(exc2)[:300]}, subject=subject))
-            return findings
         base["checked_after_removing"] = sorted(strays)
     else:
         if strays:

@@ -39,6 +39,8 @@ _ARG_KEYS = {
     "max_steps": "max_steps",
     "world_size": "devices",
     "devices": "devices",
+    "batch_size": "per_device_batch",
+    "num_epochs": "epochs",
 }
 
 
@@ -65,7 +67,7 @@ class TrainingPlan:
 
 def plan_from_mapping(data: dict[str, Any], base: TrainingPlan | None = None) -> TrainingPlan:
     """Read a plan from TrainingArguments JSON (``args.to_dict()``), or a run.json that nests one."""
-    found = _find_args(data)
+    found = find_training_args(data)
     plan = TrainingPlan(**asdict(base)) if base else TrainingPlan()
     for key, attr in _ARG_KEYS.items():
         if key in found and found[key] is not None:
@@ -80,14 +82,17 @@ def plan_from_mapping(data: dict[str, Any], base: TrainingPlan | None = None) ->
     return plan
 
 
-def _find_args(data: Any, depth: int = 0) -> dict[str, Any]:
+def find_training_args(data: Any, depth: int = 0) -> dict[str, Any]:
     """The first (breadth-first) dict that holds a batch-size or accumulation key."""
     if not isinstance(data, dict) or depth > 4:
         return {}
     if any(k in data for k in ("per_device_train_batch_size", "gradient_accumulation_steps", "dataloader_drop_last")):
         return data
+    nested = [v for v in data.values() if isinstance(v, dict)]
+    if any(k in data for k in ("batch_size", "per_device_batch", "grad_accum")) and not any(find_training_args(v, depth + 1) for v in nested):
+        return data
     for value in data.values():
-        hit = _find_args(value, depth + 1)
+        hit = find_training_args(value, depth + 1)
         if hit:
             return hit
     return {}

@@ -15,7 +15,11 @@ from typing import Any
 from ehrdebug.findings import Finding, Severity
 
 PROBE = "data.labels"
-LABEL_FIELD_GUESSES = ("label", "mortality", "target", "y", "outcome", "class")
+LABEL_FIELD_GUESSES = ("label", "mortality", "y", "outcome", "class", "readmission")
+# a guessed column with more distinct values than this is free text, not a class label
+MAX_GUESSED_CLASSES = 100
+# multi-class: largest/smallest class count from which per-class metrics are recommended
+IMBALANCE_RATIO = 10.0
 # minority share under which the recommendation becomes a warning (below the configured threshold it is info)
 RARE_WARN_SHARE = 0.02
 
@@ -107,6 +111,10 @@ def probe_labels(
             ))
     if not totals:
         return findings or [Finding(PROBE, Severity.OK, "no scalar labels found", subject=subject)]
+    if not label_field and len(totals) > MAX_GUESSED_CLASSES:
+        return [Finding(PROBE, Severity.OK, f"{field!r} has {len(totals)} distinct values: free text, not a class label "
+                        "(pass --label-field to check class balance)", evidence={"distinct_values": len(totals)},
+                        subject=subject)]
     n = sum(totals.values())
     minority, min_count = min(totals.items(), key=lambda kv: kv[1])
     share = min_count / n
@@ -117,6 +125,21 @@ def probe_labels(
     if len(totals) == 1:
         findings.append(Finding(PROBE, Severity.FAIL, f"{field!r} has a single class ({minority!r}) in every split",
                                 evidence=evidence, rule="a classifier needs at least two classes", subject=subject))
+    elif len(totals) > 2:
+        majority = max(totals.values())
+        evidence["imbalance_ratio"] = round(majority / min_count, 2)
+        evidence["classes_under_5_examples"] = sum(1 for c in totals.values() if c < 5)
+        if majority / min_count >= IMBALANCE_RATIO:
+            findings.append(Finding(
+                PROBE, Severity.INFO,
+                f"{len(totals)} classes in {field!r}, largest {majority} vs smallest {min_count} ({minority!r}): "
+                "report per-class (macro) F1 or AUPRC beside accuracy",
+                evidence=evidence, rule=f"largest/smallest class ≥ {IMBALANCE_RATIO:g} → per-class metrics",
+                recipes=["report-auprc"], subject=subject,
+            ))
+        else:
+            findings.append(Finding(PROBE, Severity.OK, f"{field!r}: {len(totals)} classes, largest/smallest "
+                                    f"{majority / min_count:.1f}", evidence=evidence, subject=subject))
     elif share < minority_share:
         evidence["auprc_of_random_classifier"] = round(share, 4)
         evidence["auroc_of_random_classifier"] = 0.5

@@ -15,6 +15,8 @@ from typing import Any
 from ehrdebug.findings import Finding, Severity
 
 PROBE = "data.split"
+# share of an evaluation split that is a copy of another split from which duplicates are a warning
+DUP_WARN_SHARE = 0.05
 PATIENT_FIELD_GUESSES = ("patient_id", "subject_id", "person_id", "patient", "pid", "mrn")
 
 
@@ -93,12 +95,13 @@ def probe_split(
         if shared_t:
             rows_b = sum(1 for r in splits[b] if _text_of(r, tfield, exclude) in texts[a])
             findings.append(Finding(
-                PROBE, Severity.WARN,
+                PROBE, Severity.WARN if rows_b / max(1, sizes[b]) >= DUP_WARN_SHARE else Severity.INFO,
                 f"{rows_b} of {sizes[b]} {b} examples also appear in {a} ({len(shared_t)} distinct texts)",
                 evidence={"pair": f"{a}/{b}", "duplicated_examples": rows_b, "distinct_texts": len(shared_t),
                           "share_of_" + b: round(rows_b / max(1, sizes[b]), 4), "compared_on": evidence["compared_on"]},
                 examples=[{"text": t[:200], f"{a}_row": texts[a][t], f"{b}_row": texts[b][t]} for t in shared_t[:3]],
-                rule="an evaluation example must not be a copy of a training example",
+                rule=f"an evaluation example must not be a copy of another split's; a warning from {DUP_WARN_SHARE:.0%} "
+                     "of the split (short common histories, e.g. newborns, recur across distinct patients)",
                 recipes=["deduplicate-splits"], subject=subject,
             ))
     if not findings:

@@ -261,7 +261,6 @@ def special_token_probability(
         )
     if not findings:
         findings.append(
-            0,
             Finding(
                 PROBE,
                 Severity.OK,

@@ -8,8 +8,23 @@ padding that emits only PAD, ...). Builders are cached per process so tests shar
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Tiny models train ~30x faster on one thread than on two contended ones."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 CODES = ["V3001", "V053", "250.00", "486", "401.9", "428.0", "427.31", "584.9", "599.0", "518.81", "038.9", "276.2"]
 ETHNICITIES = ["ASIAN", "WHITE", "BLACK", "HISPANIC"]
@@ -116,6 +131,14 @@ def train_seq2seq(
     rng = random.Random(seed)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.0)
     model.train()
+    with one_thread():
+        _seq2seq_steps(model, tok, pairs, steps, opt, rng, batch, mask_pad, max_target_length)
+    model.eval()
+    return model
+
+
+def _seq2seq_steps(model: Any, tok: Any, pairs: list[tuple[str, str]], steps: int, opt: Any, rng: random.Random,
+                   batch: int, mask_pad: bool, max_target_length: int | None) -> None:
     for _ in range(steps):
         chunk = [pairs[rng.randrange(len(pairs))] for _ in range(batch)]
         enc = tok([p for p, _ in chunk], return_tensors="pt", padding=True)
@@ -127,8 +150,6 @@ def train_seq2seq(
         opt.zero_grad()
         loss.backward()
         opt.step()
-    model.eval()
-    return model
 
 
 def train_causal(model: Any, tok: Any, texts: list[str], steps: int, lr: float = 3e-3, batch: int = 16, seed: int = 0) -> Any:
@@ -137,14 +158,15 @@ def train_causal(model: Any, tok: Any, texts: list[str], steps: int, lr: float =
     rng = random.Random(seed)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.0)
     model.train()
-    for _ in range(steps):
-        chunk = [texts[rng.randrange(len(texts))] for _ in range(batch)]
-        enc = tok(chunk, return_tensors="pt", padding=True)
-        lab = enc["input_ids"].masked_fill(enc["attention_mask"] == 0, -100)
-        loss = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], labels=lab).loss
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    with one_thread():
+        for _ in range(steps):
+            chunk = [texts[rng.randrange(len(texts))] for _ in range(batch)]
+            enc = tok(chunk, return_tensors="pt", padding=True)
+            lab = enc["input_ids"].masked_fill(enc["attention_mask"] == 0, -100)
+            loss = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], labels=lab).loss
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
     model.eval()
     return model
 
@@ -166,7 +188,7 @@ def copy_pretrained_bart() -> tuple[Any, Any]:
     """A BART 'pretrained' as a copy autoencoder (the denoising prior) on a vocabulary without <v>/<END>."""
     lines = _pretraining_lines() + [ln.replace("<v> ", "").replace(" <\\v>", "").replace(" <END>", "") for ln in _ehr_corpus()]
     tok = word_tokenizer(lines, "bart")
-    model = train_seq2seq(tiny_bart(len(tok)), tok, [(ln, ln) for ln in lines], steps=250, lr=5e-3)
+    model = train_seq2seq(tiny_bart(len(tok)), tok, [(ln, ln) for ln in lines], steps=150, lr=1e-2)
     return model, tok
 
 
@@ -190,3 +212,110 @@ def bart_with_new_tokens(init: str, steps: int) -> tuple[Any, Any, int, dict[str
         train_seq2seq(model, tok, pairs, steps=steps, lr=3e-3 if steps > 50 else 3e-4)
     model.eval()
     return model, tok, base, start
+
+
+@lru_cache(maxsize=1)
+def eos_pretrained_llama() -> tuple[Any, Any]:
+    """A causal LM 'pretrained' on documents that end right after ``<demo>`` with its own EOS ``</s>``."""
+    rng = random.Random(5)
+    docs = [f"{rng.randint(20, 90)} {rng.choice(ETHNICITIES)} {rng.choice('MF')} <demo> </s>" for _ in range(200)]
+    tok = word_tokenizer(docs + [" ".join(CODES)], "causal")
+    return train_causal(tiny_llama(len(tok)), tok, docs, steps=120, lr=1e-2), tok
+
+
+@lru_cache(maxsize=2)
+def llama_with_new_tokens(steps: int) -> tuple[Any, Any, int, dict[str, Any]]:
+    """EOS-pretrained causal LM + <v> <\\v> <END> (mean init), fine-tuned ``steps`` on full EHR lines."""
+    import copy
+
+    base_model, base_tok = eos_pretrained_llama()
+    model, tok = copy.deepcopy(base_model), copy.deepcopy(base_tok)
+    base = len(tok)
+    tok.add_special_tokens({"additional_special_tokens": NEW_TOKENS})
+    model.resize_token_embeddings(len(tok), mean_resizing=True)
+    start = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    if steps:
+        train_causal(model, tok, [f"{ln} </s>" for ln in _ehr_corpus(300, seed=4)], steps=steps, lr=3e-3 if steps > 50 else 1e-3)
+    return model, tok, base, start
+
+
+# ------------------------------------------------------------------ T5 diagnosis (seed 002)
+DIAGNOSES = {
+    "Pneumonia": ["fever,", "cough,", "infiltrate", "CRP", "crackles,"],
+    "Pulmonary embolism": ["dyspnea,", "leg", "swelling,", "D-Dimer", "tachycardia,"],
+    "Anemia": ["fatigue,", "pallor,", "low", "Hb,", "dizziness,"],
+    "Myocardial infarction": ["chest", "pain,", "troponin,", "ST-elevation,", "sweating,"],
+    "Diabetes mellitus": ["polyuria,", "polydipsia,", "glucose", "320,", "thirst,"],
+    "Meningitis": ["headache,", "meningismus,", "photophobia,", "stiff", "neck,"],
+}
+PREFIX = "medical diagnosis:"
+QUESTION = "What is the most likely diagnosis?"
+
+
+def diagnosis_examples(n: int, seed: int = 0, preamble: str = "") -> list[dict[str, str]]:
+    rng = random.Random(seed)
+    names = list(DIAGNOSES)
+    out = []
+    for _ in range(n):
+        dx = rng.choice(names)
+        symptoms = rng.sample(DIAGNOSES[dx], 3)
+        out.append({"input": f"{preamble}Symptoms: {' '.join(symptoms)} {QUESTION}", "output": dx})
+    return out
+
+
+def _t5_tokenizer() -> Any:
+    corpus = [f"{PREFIX} Patient presents to the clinic. Symptoms: {QUESTION} {' '.join(DIAGNOSES)}"]
+    corpus += [" ".join(v) for v in DIAGNOSES.values()] * 3
+    return word_tokenizer(corpus, "t5")
+
+
+@lru_cache(maxsize=5)
+def t5_scenario(kind: str) -> tuple[Any, Any]:
+    """Tiny T5 trained into one of seed 002's states: ``pad``/``loop`` (unmasked label padding, 20/60 steps), ``constant``
+    (inputs truncated to a shared preamble), ``prefix`` (multitask: plain input → copy, prefixed → diagnosis),
+    ``healthy`` (prefixed, masked, long enough)."""
+    tok = _t5_tokenizer()
+    model = tiny_t5(len(tok))
+    data = diagnosis_examples(240, seed=11)
+    if kind in ("pad", "loop"):  # unmasked PAD labels: early on only PAD, later "Myocardial Myocardial ..."
+        pairs = [(e["input"], e["output"]) for e in data]
+        steps, lr = (20, 1e-3) if kind == "pad" else (60, 3e-3)
+        train_seq2seq(model, tok, pairs, steps=steps, lr=lr, mask_pad=False, max_target_length=12)
+    elif kind == "constant":
+        pre = diagnosis_examples(240, seed=11, preamble="Patient presents to the clinic. ")
+        rng = random.Random(2)
+        pre = [e for e in pre if e["output"] == "Pneumonia" or rng.random() < 0.4]  # an imbalanced dataset
+        cut = [(" ".join(e["input"].split()[:5]), e["output"]) for e in pre]  # max_length too small: only the preamble
+        train_seq2seq(model, tok, cut, steps=120, lr=3e-3)
+    elif kind in ("prefix", "healthy"):
+        pairs = [(f"{PREFIX} {e['input']}", e["output"]) for e in data]
+        if kind == "prefix":
+            pairs += [(e["input"], e["input"]) for e in data]
+        train_seq2seq(model, tok, pairs, steps=300 if kind == "prefix" else 200, lr=5e-3)
+    return model, tok
+
+
+# ------------------------------------------------------------------ attribution: one token decides
+FILLERS = [f"w{i}" for i in range(20)]
+KEYS = {"KEYA": "yes", "KEYB": "no"}
+
+
+def key_token_lines(n: int, seed: int = 0) -> list[tuple[str, str]]:
+    """(prompt, answer): six random fillers and one key token at a random place; the key alone sets the answer,
+    which always comes eighth (no cue token, so nothing but the key carries information about it)."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        words = rng.sample(FILLERS, 6)
+        key = rng.choice(list(KEYS))
+        words.insert(rng.randint(0, 6), key)
+        out.append((" ".join(words), KEYS[key]))
+    return out
+
+
+@lru_cache(maxsize=1)
+def key_token_llama() -> tuple[Any, Any]:
+    lines = key_token_lines(400, seed=8)
+    tok = word_tokenizer([f"{p} {a}" for p, a in lines], "causal")
+    model = tiny_llama(len(tok), layers=2)
+    return train_causal(model, tok, [f"{p} {a}" for p, a in lines], steps=200, lr=5e-3), tok

@@ -49,8 +49,9 @@ class EhrDebugApp(App[None]):
         from ehrdebug.tui import services
 
         self.sub_title = str(self.root)
-        self.push_screen(RunsScreen(self.root))
-        if self.root.is_dir() and services.is_run_dir(self.root):
+        single = self.root.is_dir() and services.is_run_dir(self.root)
+        self.push_screen(RunsScreen(self.root, lazy=single))
+        if single:
             self.open_screen("live", services.open_run(self.root))
 
     # -- navigation used by every screen and by the command palette ----------------------------

@@ -20,28 +20,31 @@ STATUS_STYLE = {"live": "bold green", "finished": "cyan", "crashed": "bold red",
 
 
 def downsample(xs: Sequence[float], ys: Sequence[float], buckets: int) -> tuple[list[float], list[float]]:
-    """At most ``2 * buckets`` points keeping each bucket's min and max (in x order).
+    """At most ``2 * buckets`` points: each bucket's min and max at the bucket's middle step.
 
-    Min/max rather than striding so a one-step loss spike or NaN-free dip is never dropped from the
-    picture; non-finite values are left out (plotext cannot draw them).
+    Min/max rather than striding so a one-step loss spike is never dropped from the picture (a bucket
+    is narrower than a terminal column, so the envelope is what the eye would see anyway); non-finite
+    values are left out (plotext cannot draw them). Vectorised: 1M points take a few milliseconds.
     """
-    pairs = [(x, y) for x, y in zip(xs, ys, strict=False) if isinstance(y, (int, float)) and math.isfinite(y)]
-    n = len(pairs)
+    import numpy as np
+
+    x = np.asarray(xs, dtype=float)
+    y = np.asarray(ys, dtype=float)
+    keep = np.isfinite(y) & np.isfinite(x)
+    if not keep.all():
+        x, y = x[keep], y[keep]
+    n = len(y)
     if buckets <= 0 or n <= 2 * buckets:
-        return [p[0] for p in pairs], [p[1] for p in pairs]
-    out_x: list[float] = []
-    out_y: list[float] = []
-    size = n / buckets
-    for b in range(buckets):
-        chunk = pairs[int(b * size) : int((b + 1) * size)]
-        if not chunk:
-            continue
-        lo = min(chunk, key=lambda p: p[1])
-        hi = max(chunk, key=lambda p: p[1])
-        for p in sorted({lo, hi}, key=lambda p: p[0]):
-            out_x.append(p[0])
-            out_y.append(p[1])
-    return out_x, out_y
+        return x.tolist(), y.tolist()
+    edges = np.linspace(0, n, buckets + 1).astype(int)[:-1]
+    lo = np.minimum.reduceat(y, edges)
+    hi = np.maximum.reduceat(y, edges)
+    ends = np.append(edges[1:], n) - 1
+    mid = (x[edges] + x[ends]) / 2
+    out_x = np.repeat(mid, 2)
+    out_y = np.empty(2 * buckets)
+    out_y[0::2], out_y[1::2] = hi, lo  # falling curves (losses) draw top to bottom in each column
+    return out_x.tolist(), out_y.tolist()
 
 
 def series_points(series: Series, buckets: int) -> tuple[list[float], list[float]]:
@@ -96,14 +99,27 @@ class RunRow:
     last_update: float
 
     def cells(self, now: float | None = None) -> tuple[str, ...]:
-        return (self.name, self.status, self.kind, self.architecture or "-", self.best, fmt_age(self.last_update, now))
+        return (self.name, self.status, self.kind, short_arch(self.architecture), self.best, fmt_age(self.last_update, now))
+
+
+def short_arch(name: str) -> str:
+    """``BartForConditionalGeneration`` → ``Bart·CondGen``: the family first, it is what a user scans for."""
+    if not name:
+        return "-"
+    for long, short in (("ForConditionalGeneration", "·CondGen"), ("ForCausalLM", "·CausalLM"), ("ForMaskedLM", "·MLM"),
+                        ("ForSequenceClassification", "·SeqCls"), ("ForPreTraining", "·PreTrain")):
+        name = name.replace(long, short)
+    return name
 
 
 def run_row(run: Any, name: str | None = None) -> RunRow:
     """Summarise a run for the list; a run that cannot be read still gets a row (status 'unreadable')."""
     try:
         best = run.best_eval()
-        best_text = f"{best[0]}={fmt_num(best[2])} @{best[1]}" if best else "-"
+        best_text = "-"
+        if best:
+            name = "" if best[0] == "eval_loss" else f"{best[0]}="
+            best_text = f"{name}{fmt_num(best[2])} @{best[1]}"
         status = run.status
         arch = run.architecture
     except Exception as exc:  # a broken run must not hide the others  # noqa: BLE001
@@ -131,6 +147,7 @@ class LiveState:
     total_epochs: float | None = None
     version: int = 0
     _rate: list[tuple[float, int]] = field(default_factory=list)
+    _floor: dict[str, int] = field(default_factory=dict)  # last step per kind read by the initial load
     _seen: set[tuple[Any, ...]] = field(default_factory=set)
 
     @classmethod
@@ -141,12 +158,25 @@ class LiveState:
         state.total_steps = _first_int(config, ("max_steps", "total_steps", "num_steps"))
         epochs = config.get("num_train_epochs", config.get("num_epochs", config.get("epochs")))
         state.total_epochs = float(epochs) if isinstance(epochs, (int, float)) and not isinstance(epochs, bool) else None
-        state.history = run.history()
+        other: list[dict[str, Any]] | None = None
+        events_path = getattr(run, "events_path", None)
+        if run.kind == "ehrdebug" and events_path is not None and events_path.is_file():
+            from ehrdebug.tui.fastload import read_log
+
+            try:
+                state.history, other, state._rate = read_log(events_path)
+                state.last_t = state._rate[-1][0] if state._rate else None
+            except ValueError:
+                other = None
+        if other is None:
+            state.history = run.history()
+            other = run.events(kinds=("sample", "alert", "finding", "checkpoint", "status")) if run.kind == "ehrdebug" else []
         for key in ("learning_rate", "lr"):
             if key in state.history.metrics and state.history.metrics[key].values:
                 state.lr = state.history.metrics[key].values[-1]
-        other = run.events(kinds=("sample", "alert", "finding", "checkpoint", "status")) if run.kind == "ehrdebug" else []
         train = state.history.train
+        state._floor["train"] = train.steps[-1] if train.steps else -1
+        state._floor["eval"] = max((s.steps[-1] for s in state.history.evals.values() if s.steps), default=-1)
         if train.steps:
             state.last_step = train.steps[-1]
             state.last_epoch = train.epochs[-1]
@@ -168,6 +198,8 @@ class LiveState:
                 self.first_t = t if self.first_t is None else min(self.first_t, t)
                 self.last_t = t if self.last_t is None else max(self.last_t, t)
             if kind in ("train", "eval"):
+                if step <= self._floor.get(str(kind), -1):
+                    continue  # already read by the initial load (the tail starts a little before its end)
                 payload = {k: v for k, v in event.items() if k not in ("t", "step", "kind")}
                 self.history.add_log(step, payload, event.get("epoch"))
                 if kind == "train":
@@ -200,6 +232,9 @@ class LiveState:
                 continue  # the same line seen by the initial read and by the tail
             self._seen.add(key)
             kind = event.get("kind")
+            t = event.get("t")
+            if isinstance(t, (int, float)) and (self.last_t is None or t > self.last_t):
+                self.last_t = float(t)
             if kind == "sample":
                 self.samples.append(event)
             elif kind == "alert":

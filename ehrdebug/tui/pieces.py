@@ -201,3 +201,44 @@ def example_fields(record: dict[str, Any], text_field: str = "", target_field: s
     text = pick(text_field, ("text", "input", "source", "prompt", "sequence", "note"))
     target = pick(target_field, ("target", "output", "label_text", "answer", "completion"))
     return text, target
+
+
+def model_type_of(architecture: str, task: str = "") -> str:
+    """seq2seq / causal / mlm from an architecture name (what the collator and labels depend on)."""
+    name = f"{architecture} {task}".lower()
+    if any(k in name for k in ("conditionalgeneration", "seq2seq", "t5", "bart")):
+        return "seq2seq"
+    if any(k in name for k in ("maskedlm", "mlm", "behrt", "bert", "pretraining")):
+        return "mlm"
+    return "causal"
+
+
+def training_example(
+    tokenizer: Any,
+    record: dict[str, Any],
+    model_type: str,
+    *,
+    config: Any = None,
+    padding: str = "none",
+) -> tuple[list[int], list[int] | None, list[str]]:
+    """``(input_ids, labels, notes)`` of one record as the data probes build it and the standard collator
+    batches it: the same path ``ehrdebug check data`` takes, so what is shown is what is trained on."""
+    from probes.data_collator import standard_collator
+    from probes.data_suite import build_features
+
+    kwargs: dict[str, Any] = {"padding": padding}
+    if config is not None:
+        kwargs.update(
+            input_field=config.text_field or None,
+            target_field=config.target_field or None,
+            max_length=config.max_length,
+            max_target_length=config.max_target_length,
+            task_prefix=config.task_prefix,
+        )
+    feats, _plens, notes = build_features([record], tokenizer, model_type, **kwargs)
+    collator, name = standard_collator(tokenizer, model_type, feats)
+    clean = [{k: v for k, v in f.items() if isinstance(v, (list, tuple)) or hasattr(v, "shape")} for f in feats]
+    batch = collator(clean)
+    input_ids = [int(x) for x in batch["input_ids"][0]]
+    labels = [int(x) for x in batch["labels"][0]] if "labels" in batch else None
+    return input_ids, labels, [*notes, f"batched by {name}"]

@@ -100,16 +100,23 @@ def is_fix_recipe(recipe_id: str) -> bool:
 
 
 def load_tokenizer(path: str | os.PathLike[str]) -> Any:
-    """The project's tokenizer loader when present (it knows the run layouts), else AutoTokenizer."""
-    try:
-        from ehrdebug.tokenizers import load_tokenizer as _load
-    except ImportError:
-        _load = None
-    if _load is not None:
-        return _load(str(path))
+    """A transformers tokenizer (the collator and generate need one): AutoTokenizer for a saved
+    directory, else the project's loader (raw vocab/merges, spiece.model …) and its transformers object."""
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(str(path))
+    try:
+        return AutoTokenizer.from_pretrained(str(path))
+    except Exception as first:  # noqa: BLE001 - try the project's loader, which knows more layouts
+        from ehrdebug.tokenizers import load_tokenizer as _load
+
+        handle = _load(str(path))
+        if handle.hf is not None:
+            return handle.hf
+        from transformers import PreTrainedTokenizerFast
+
+        if handle.backend is None:
+            raise first
+        return PreTrainedTokenizerFast(tokenizer_object=handle.backend, **handle.special_tokens)
 
 
 def project_config(start: str | os.PathLike[str] | None = None) -> Any:

@@ -113,26 +113,38 @@ def apply_fixes(
 def _write_config(cfg: dict[str, Any], tgt: Target, out: Path, applied: list[dict[str, Any]], checkpoint: Path | None) -> Path:
     """The fixed config: relative paths made absolute (it now lives elsewhere), a fresh ``out`` and a ``fixes`` list."""
     base = tgt.config_path.parent if tgt.config_path else Path.cwd()
-    for key in ("base", "data", "tokenizer"):
-        value = cfg.get(key)
+    for holder, key in ((cfg, "base"), (cfg, "data"), (cfg, "tokenizer"), *((cfg["data"], k) for k in ("root", "codes") if isinstance(cfg.get("data"), dict))):
+        value = holder.get(key)
         if isinstance(value, str) and value and not os.path.isabs(value):
             for root in (base, Path.cwd()):
                 if (root / value).exists():
-                    cfg[key] = str((root / value).resolve())
+                    holder[key] = str((root / value).resolve())
                     break
     if checkpoint is not None:
         cfg["base"] = str(checkpoint.resolve())
     cfg["out"] = str((out / "run").resolve())
     if "resume" in cfg:
         cfg["resume"] = False
-    previous = list(cfg.get("fixes") or [])
-    cfg["fixes"] = previous + [
-        {"id": r["id"], "changes": [f"{c['key']}: {c['before']!r} -> {c['after']!r}" for c in r["changes"]]} for r in applied
-    ]
+    entries = [{"id": r["id"], "changes": [_change_text(c) for c in r["changes"]]} for r in applied]
+    header = f"# fixed by ehrdebug fix from {tgt.path}\n"
+    if _config_accepts_fixes(cfg):
+        cfg["fixes"] = list(cfg.get("fixes") or []) + entries
+    else:  # the recipe's config schema has no ``fixes`` key: record them as comments (and in fixes.json)
+        header += "".join(f"# fix {e['id']}: {'; '.join(e['changes']) or 'no change'}\n" for e in entries)
     path = out / "config.yaml"
-    header = f"# fixed by ehrdebug fix from {tgt.path}\n# applied: {', '.join(r['id'] for r in applied)}\n"
     dump_yaml(cfg, path, header)
     return path
+
+
+def _config_accepts_fixes(cfg: dict[str, Any]) -> bool:
+    """Train-recipe configs reject unknown keys; write ``fixes`` only where the schema has it."""
+    if "recipe" not in cfg:
+        return True
+    try:
+        from recipes.train.config import DEFAULTS
+    except ImportError:
+        return True
+    return "fixes" in DEFAULTS
 
 
 @dataclass
@@ -147,9 +159,10 @@ class AutoPlan:
 
 def auto_plan(path: str | os.PathLike[str], data: str | None = None, config: Any = None) -> AutoPlan:
     """Run the doctor on ``path`` and split the recipe ids its warn/fail findings name."""
+    from probes.doctor import diagnose
+
     from ehrdebug.findings import Severity
     from ehrdebug.recipe_ids import ADVICE, FIX
-    from probes.doctor import diagnose
 
     report = diagnose(str(path), data=data, config=config)
     ids = report.recipe_ids()

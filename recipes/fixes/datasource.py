@@ -37,9 +37,26 @@ def _candidates(value: Any, base: Path | None) -> Iterator[Path]:
                     yield root / name
 
 
+def _recipe_data(cfg: dict[str, Any]) -> Path | None:
+    """A train-recipe config names its data as ``data: {task, root}`` (root None = the shipped sample data)."""
+    data = cfg.get("data")
+    if not (isinstance(data, dict) and "task" in data and "recipe" in cfg):
+        return None
+    try:
+        from recipes.train.data import split_files
+
+        path = split_files(cfg).get("train")
+    except Exception:  # an incomplete config: fall back to the generic search
+        return None
+    return Path(path) if path else None
+
+
 def train_file(cfg: dict[str, Any] | None, info: dict[str, Any] | None = None, base: Path | None = None) -> Path | None:
     """The first existing training-data file named by the config or run info."""
-    for source in (cfg or {}, info or {}):
+    found = _recipe_data(cfg or {})
+    if found is not None:
+        return found
+    for source in (info or {}, cfg or {}):
         for key in DATA_KEYS:
             if key in source:
                 for path in _candidates(source[key], base):

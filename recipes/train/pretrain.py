@@ -20,9 +20,10 @@ from pathlib import Path
 
 from recipes.train.pretrain_corpus import stdlib_paragraphs, train_bpe_tokenizer, train_unigram_tokenizer
 
-VOCAB_SIZE = 6000
-SEQ_LEN = 96
-DEFAULT_STEPS = {"bart": 1200, "t5": 1200, "causal": 1000}
+VOCAB_SIZE = 4096
+SEQ_LEN = 64
+BATCH_SIZE = 16
+DEFAULT_STEPS = {"bart": 700, "t5": 700, "causal": 600}
 
 
 def _chunks(tok, paragraphs: list[str], seq_len: int) -> list[list[int]]:
@@ -121,22 +122,22 @@ def build_model(kind: str, tok):
     vocab = len(tok)
     if kind == "bart":
         cfg = BartConfig(
-            vocab_size=vocab, d_model=160, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
-            decoder_attention_heads=4, encoder_ffn_dim=512, decoder_ffn_dim=512, max_position_embeddings=256,
+            vocab_size=vocab, d_model=128, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+            decoder_attention_heads=4, encoder_ffn_dim=384, decoder_ffn_dim=384, max_position_embeddings=256,
             dropout=0.1, pad_token_id=1, bos_token_id=0, eos_token_id=2, decoder_start_token_id=2,
             forced_bos_token_id=None, forced_eos_token_id=2, scale_embedding=False,
         )  # fmt: skip
         return BartForConditionalGeneration(cfg)
     if kind == "t5":
         cfg = T5Config(
-            vocab_size=vocab, d_model=160, d_kv=40, d_ff=512, num_layers=2, num_decoder_layers=2, num_heads=4,
+            vocab_size=vocab, d_model=128, d_kv=32, d_ff=384, num_layers=2, num_decoder_layers=2, num_heads=4,
             dropout_rate=0.1, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0,
             feed_forward_proj="relu", tie_word_embeddings=True,
         )  # fmt: skip
         return T5ForConditionalGeneration(cfg)
     if kind == "causal":
         cfg = LlamaConfig(
-            vocab_size=vocab, hidden_size=160, intermediate_size=448, num_hidden_layers=3, num_attention_heads=4,
+            vocab_size=vocab, hidden_size=128, intermediate_size=352, num_hidden_layers=3, num_attention_heads=4,
             num_key_value_heads=2, max_position_embeddings=256, bos_token_id=0, eos_token_id=2, pad_token_id=1,
             tie_word_embeddings=True,
         )  # fmt: skip
@@ -144,13 +145,14 @@ def build_model(kind: str, tok):
     raise ValueError(f"unknown base kind {kind!r}")
 
 
-def pretrain(kind: str, out: Path, steps: int | None = None, seed: int = 0, paragraphs: list[str] | None = None) -> dict:
+def pretrain(kind: str, out: Path, steps: int | None = None, seed: int = 0, paragraphs: list[str] | None = None, threads: int = 1
+) -> dict:
     """Train one base and save it (safetensors, fp16) with its tokenizer into ``out``; returns its stats."""
     import torch
 
     torch.manual_seed(seed)
     random.seed(seed)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    torch.set_num_threads(threads)
     paragraphs = paragraphs if paragraphs is not None else stdlib_paragraphs()
     out.mkdir(parents=True, exist_ok=True)
     if kind == "t5":
@@ -165,7 +167,7 @@ def pretrain(kind: str, out: Path, steps: int | None = None, seed: int = 0, para
         opt, lambda s: min(1.0, (s + 1) / 100) * max(0.05, 1 - s / steps)
     )
     make = {"bart": bart_example, "t5": t5_example}.get(kind)
-    batches = _batches(chunks, make or (lambda ids, _t, _r: (ids, ids)), tok, 32, seed)
+    batches = _batches(chunks, make or (lambda ids, _t, _r: (ids, ids)), tok, BATCH_SIZE, seed)
     model.train()
     losses: list[float] = []
     start = time.time()
@@ -177,7 +179,7 @@ def pretrain(kind: str, out: Path, steps: int | None = None, seed: int = 0, para
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
-        losses.append(float(loss))
+        losses.append(loss.item())
         if step % 100 == 0 or step == steps - 1:
             print(f"[{kind}] step {step:5d} loss {sum(losses[-50:]) / len(losses[-50:]):.3f} ({time.time() - start:.0f}s)")
     model.eval()
@@ -194,6 +196,8 @@ def pretrain(kind: str, out: Path, steps: int | None = None, seed: int = 0, para
         "final_loss": round(sum(losses[-50:]) / len(losses[-50:]), 4),
         "parameters": sum(p.numel() for p in model.parameters()),
         "seconds": round(time.time() - start, 1),
+        "batch_size": BATCH_SIZE,
+        "seq_len": SEQ_LEN,
         "vocab_size": len(tok),
     }
     (out / "pretrain_stats.json").write_text(json.dumps(stats, indent=2) + "\n")
@@ -207,11 +211,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="sample_data/bases", help="parent directory; one sub-directory per base")
     parser.add_argument("--steps", type=int, default=None, help="override the number of steps (for tests)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy 2-core box)")
     args = parser.parse_args(argv)
     kinds = ["bart", "t5", "causal"] if args.all or not args.kinds else args.kinds
     paragraphs = stdlib_paragraphs()
     for kind in kinds:
-        stats = pretrain(kind, Path(args.out) / kind, steps=args.steps, seed=args.seed, paragraphs=paragraphs)
+        stats = pretrain(kind, Path(args.out) / kind, steps=args.steps, seed=args.seed, paragraphs=paragraphs, threads=args.threads)
         print(json.dumps(stats))
     return 0
 

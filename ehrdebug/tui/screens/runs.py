@@ -16,13 +16,14 @@ from textual.widgets import DataTable, Footer, Header, Static
 from ehrdebug.tui.model import STATUS_STYLE, RunRow, run_row
 
 COLUMNS = ("run", "status", "kind", "architecture", "best eval", "updated")
+WIDTHS = {"status": 8, "kind": 8, "architecture": 18, "best eval": 14, "updated": 8}
 
 
 class RunsScreen(Screen[None]):
     HELP_TITLE = "Runs"
     HELP = "Every run under the folder. Enter opens the live view; space marks runs to compare."
     BINDINGS = [
-        Binding("enter", "open('live')", "Open"),
+        Binding("enter", "open('live')", "Open", key_display="⏎", priority=True),
         Binding("f", "open('findings')", "Findings"),
         Binding("t", "open('tokens')", "Tokens"),
         Binding("s", "open('sampler')", "Sampler", show=False),
@@ -32,8 +33,9 @@ class RunsScreen(Screen[None]):
         Binding("r", "refresh", "Refresh", show=False),
     ]
 
-    def __init__(self, root: Path, refresh_every: float = 10.0) -> None:
+    def __init__(self, root: Path, refresh_every: float = 10.0, lazy: bool = False) -> None:
         super().__init__()
+        self.lazy = lazy  # under a run opened directly: read the list only when it is first shown
         self.root = root
         self.refresh_every = refresh_every
         self.runs: dict[str, Any] = {}
@@ -51,7 +53,16 @@ class RunsScreen(Screen[None]):
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
         for col in COLUMNS:
-            table.add_column(col, key=col)
+            table.add_column(col, key=col, width=WIDTHS.get(col))
+        if not self.lazy:
+            self._start()
+
+    def on_screen_resume(self) -> None:
+        if self.lazy:
+            self.lazy = False
+            self._start()
+
+    def _start(self) -> None:
         self.action_refresh()
         if self.refresh_every:
             self.set_interval(self.refresh_every, self.action_refresh)
@@ -95,7 +106,7 @@ class RunsScreen(Screen[None]):
         cells[1] = Text(row.status, style=STATUS_STYLE.get(row.status, ""))
         if row.path in self.rows:
             for col, value in zip(COLUMNS, cells, strict=False):
-                table.update_cell(row.path, col, value)
+                table.update_cell(row.path, col, value, update_width=True)
         else:
             table.add_row(*cells, key=row.path)
         self.rows[row.path] = row

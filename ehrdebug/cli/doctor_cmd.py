@@ -1,0 +1,45 @@
+"""``ehrdebug doctor PATH``: every probe that applies to a run, an HF output dir or a checkpoint.
+
+Prints the ranked report (fails first) in the chosen format, saves report.md + report.json beside the
+inputs (an ehrdebug run: <run>/artifacts/doctor/), and exits like ``check``: 0, 1 at --fail-on, 2 on
+a usage error.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from ehrdebug.cli.common import FAIL_ON_HELP, FORMAT_HELP
+
+SINGLE_COMMAND = True
+app = typer.Typer()
+
+
+@app.command("doctor")
+def doctor(
+    path: str = typer.Argument(..., help="An ehrdebug run, an HF Trainer output dir, or a checkpoint/model dir."),
+    data: str | None = typer.Option(None, "--data", help="Examples (CSV/JSONL/Parquet/lines) for data, tokenizer and model probes."),
+    config: str | None = typer.Option(None, "--config", help="ehrdebug.toml / pyproject.toml to read."),
+    fmt: str = typer.Option("text", "--format", "-f", help=FORMAT_HELP),
+    fail_on: str = typer.Option("fail", "--fail-on", help=FAIL_ON_HELP),
+    output: str | None = typer.Option(None, "--output", "-o", help="Write the rendered report to this file."),
+) -> int:
+    """Diagnose a run or checkpoint: curves, metrics, data, tokenizer and model probes, ranked."""
+    from ehrdebug.cli.common import emit_report, parse_fail_on
+    from ehrdebug.report.render import FORMATS
+    from probes.doctor import diagnose
+    from probes.doctor_reports import save_report
+
+    if fmt not in FORMATS:  # fail before minutes of probing, not after
+        from ehrdebug.errors import UserError
+
+        raise UserError(f"unknown --format {fmt!r} (expected one of: {', '.join(FORMATS)})")
+    parse_fail_on(fail_on)
+    report = diagnose(path, data=data, config=config)
+    try:
+        folder = save_report(report, path)
+        typer.echo(f"ehrdebug: report saved to {folder}", err=True)
+    except OSError as exc:
+        typer.echo(f"ehrdebug: note: report not saved ({exc})", err=True)
+    code = emit_report(report, fmt, fail_on, output)
+    raise typer.Exit(code)

@@ -1,0 +1,85 @@
+"""``ehrdebug report PATH``: render a saved report.json (or a run's latest doctor report) in another format.
+
+A run without a doctor report but with findings recorded during training is rendered from those.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import typer
+
+from ehrdebug.cli.common import FAIL_ON_HELP, FORMAT_HELP
+
+if TYPE_CHECKING:
+    from ehrdebug.findings import Report
+
+SINGLE_COMMAND = True
+app = typer.Typer()
+
+
+@app.command("report")
+def report(
+    path: str = typer.Argument(..., help="A report.json, or a run / HF output dir / checkpoint that was doctored."),
+    fmt: str = typer.Option("text", "--format", "-f", help=FORMAT_HELP),
+    fail_on: str = typer.Option("fail", "--fail-on", help=FAIL_ON_HELP),
+    output: str | None = typer.Option(None, "--output", "-o", help="Write the rendered report to this file."),
+) -> int:
+    """Re-render a saved report (text, json, junit, github, markdown) without re-running any probe."""
+    from ehrdebug.cli.common import emit_report
+
+    code = emit_report(load_report(path), fmt, fail_on, output)
+    raise typer.Exit(code)
+
+
+def load_report(path: str) -> Report:
+    """The saved report for ``path``; a one-line UserError when there is none."""
+    import json
+    import os
+
+    from ehrdebug.errors import UserError
+    from ehrdebug.findings import Report
+    from probes.doctor_reports import find_saved_report
+
+    if not os.path.exists(path):
+        raise UserError(f"path not found: {path}")
+    found = find_saved_report(path)
+    if found is not None:
+        try:
+            data = json.loads(found.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise UserError(f"cannot read {found}: {exc}") from exc
+        if not isinstance(data, dict) or not isinstance(data.get("findings"), list):
+            raise UserError(f"{found} is not an ehrdebug report (no findings list)")
+        try:
+            return Report.from_dict(data)
+        except (TypeError, ValueError) as exc:
+            raise UserError(f"{found} is not an ehrdebug report: {exc}") from exc
+    recorded = _recorded(path)
+    if recorded is not None:
+        return recorded
+    raise UserError(f"no saved report for {path}: run `ehrdebug doctor {path}` first")
+
+
+def _recorded(path: str) -> Report | None:
+    """Findings a run recorded while it trained (EhrDebugCallback / RunLogger), as a report."""
+    import os
+
+    from ehrdebug.errors import UserError
+    from ehrdebug.findings import Report
+    from ehrdebug.runstore import open_run
+
+    if not os.path.isdir(path):
+        return None
+    try:
+        run = open_run(path)
+    except UserError:
+        return None
+    findings = run.findings()
+    if not findings:
+        return None
+    latest: dict[tuple[str, str], object] = {}
+    for finding in findings:  # the last word of each probe on each subject
+        latest[(finding.probe, finding.subject)] = finding
+    return Report(subject=f"{run.kind} {path} (recorded during training)", findings=list(latest.values()),
+                  meta={"source": "events.jsonl findings", "recorded": len(findings)})

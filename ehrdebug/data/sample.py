@@ -1,0 +1,58 @@
+"""Where the shipped sample data lives and how the rest of ehrdebug reads it.
+
+``sample_data_dir()`` is the repository's ``sample_data/ehr`` unless ``EHRDEBUG_SAMPLE_DATA`` points
+elsewhere; ``load_task("seq2seq", "train")`` returns the records of one split of one task.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from ehrdebug.errors import UserError
+
+ENV = "EHRDEBUG_SAMPLE_DATA"
+TASKS = ("seq2seq", "codes", "diagnosis", "coding")
+SPLITS = ("train", "validation", "test")
+
+
+def sample_data_dir() -> Path:
+    """``$EHRDEBUG_SAMPLE_DATA`` or ``<repo>/sample_data/ehr`` (``mimic3/``, ``seq2seq/``, ``codes/`` ...)."""
+    override = os.environ.get(ENV)
+    if override:
+        return Path(override)
+    return Path(__file__).resolve().parents[2] / "sample_data" / "ehr"
+
+
+def task_path(task: str, split: str, root: str | os.PathLike[str] | None = None) -> Path:
+    if task not in TASKS:
+        raise UserError(f"unknown task {task!r} (expected one of: {', '.join(TASKS)})")
+    if split not in SPLITS:
+        raise UserError(f"unknown split {split!r} (expected one of: {', '.join(SPLITS)})")
+    return Path(root) if root is not None else sample_data_dir()
+
+
+def load_task(task: str, split: str, root: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
+    """Records of ``<root>/<task>/<split>.jsonl`` (root defaults to ``sample_data_dir()``)."""
+    path = task_path(task, split, root) / task / f"{split}.jsonl"
+    if not path.is_file():
+        raise UserError(f"sample data not found: {path} (regenerate it with: python -m ehrdebug.data.ship)")
+    records = []
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if line.strip():
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise UserError(f"{path}:{lineno}: not valid JSON Lines: {exc.msg}") from exc
+    return records
+
+
+def code_vocabulary(root: str | os.PathLike[str] | None = None) -> list[str]:
+    """Every code of the seq2seq sample as written in its text (``seq2seq/codes.txt``), most frequent first."""
+    path = (Path(root) if root is not None else sample_data_dir()) / "seq2seq" / "codes.txt"
+    if not path.is_file():
+        raise UserError(f"sample data not found: {path} (regenerate it with: python -m ehrdebug.data.ship)")
+    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

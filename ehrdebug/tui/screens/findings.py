@@ -1,0 +1,211 @@
+"""Findings: probe results by severity with evidence and recipes; re-run the doctor from here.
+
+The doctor runs as ``ehrdebug doctor CHECKPOINT --format json`` in a separate process watched by a
+worker thread: the UI stays responsive, and cancelling really stops the work (the process is ended).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from ehrdebug.tui.model import SEVERITY_STYLE
+
+DOCTOR_REPORT = "doctor-report.json"
+
+
+def finding_detail(finding: Any) -> Group:
+    """Evidence, examples, the rule and the recipes of one finding, as Rich renderables."""
+    from ehrdebug.tui import services
+
+    sev = finding.severity.label
+    parts: list[Any] = [Text.assemble((f"{sev.upper()} ", SEVERITY_STYLE.get(sev, "")), (finding.title, "bold"))]
+    parts.append(Text(f"{finding.probe}" + (f"  on {finding.subject}" if finding.subject else ""), style="dim"))
+    if finding.evidence:
+        table = Table(show_header=False, box=None, padding=(0, 1), expand=False)
+        table.add_column(style="cyan", no_wrap=True)
+        table.add_column(overflow="fold")
+        for key, value in finding.evidence.items():
+            table.add_row(str(key), _short(value))
+        parts += [Text("evidence", style="bold underline"), table]
+    if finding.examples:
+        parts.append(Text("examples", style="bold underline"))
+        for example in finding.examples[:5]:
+            parts.append(Text("• " + _short(example, 300)))
+    if finding.rule:
+        parts += [Text("rule", style="bold underline"), Text(finding.rule, style="italic")]
+    if finding.recipes:
+        parts.append(Text("recipes", style="bold underline"))
+        for rid in finding.recipes:
+            kind = "fix" if services.is_fix_recipe(rid) else "advice"
+            parts.append(Text.assemble((f"{rid} ", "bold green" if kind == "fix" else "bold"), (f"[{kind}] ", "dim"),
+                                       services.recipe_description(rid)))
+    return Group(*parts)
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class FindingsScreen(Screen[None]):
+    HELP_TITLE = "Findings"
+    HELP = (
+        "Probe results, worst first, with their evidence, the rule applied and the recipes that answer them. "
+        "d re-runs the doctor on the latest checkpoint in a separate process (k cancels it); its report is "
+        "kept in the run's artifacts/ folder."
+    )
+    BINDINGS = [
+        Binding("d", "doctor", "Run doctor"),
+        Binding("k", "cancel", "Cancel"),
+        Binding("x", "fix", "Fix these"),
+        Binding("escape", "back", "Back", show=False),
+    ]
+
+    def __init__(self, run: Any, target: str | Path | None = None) -> None:
+        super().__init__()
+        self.run = run
+        self.target = Path(target) if target else None
+        self.findings: list[Any] = []
+        self.source = ""
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.job: Worker[Any] | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(f"Findings — {self.run.name}", id="findings-title", classes="screen-title")
+        with Horizontal(id="findings-body"):
+            yield DataTable(id="findings-table", cursor_type="row")
+            with VerticalScroll(id="finding-detail"):
+                yield Static("", id="finding-text")
+        yield Static("", id="findings-job", classes="status-line")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        table.add_column("sev", key="sev", width=5)
+        table.add_column("probe", key="probe")
+        table.add_column("finding", key="title")
+        self._load()
+
+    @work(thread=True, exclusive=True, group="findings-load")
+    def _load(self) -> None:
+        from ehrdebug.findings import Report
+
+        findings = list(self.run.findings())
+        source = "logged by the run" if findings else ""
+        saved = Path(self.run.artifacts_dir) / DOCTOR_REPORT
+        if saved.is_file():
+            try:
+                report = Report.from_dict(json.loads(saved.read_text(encoding="utf-8")))
+                findings = report.findings + findings
+                source = f"doctor report ({time.strftime('%H:%M', time.localtime(saved.stat().st_mtime))})" + (
+                    f" + {source}" if source else ""
+                )
+            except (OSError, ValueError) as exc:
+                source = f"unreadable {saved.name}: {exc}"
+        self.app.call_from_thread(self.show_findings, findings, source)
+
+    def show_findings(self, findings: list[Any], source: str) -> None:
+        self.findings = sorted(findings, key=lambda f: -int(f.severity))
+        self.source = source
+        table = self.query_one(DataTable)
+        table.clear()
+        for i, f in enumerate(self.findings):
+            sev = f.severity.label
+            table.add_row(Text(sev, style=SEVERITY_STYLE.get(sev, "")), f.probe, f.title, key=str(i))
+        counts: dict[str, int] = {}
+        for f in self.findings:
+            counts[f.severity.label] = counts.get(f.severity.label, 0) + 1
+        summary = "  ".join(f"{n} {s}" for s, n in sorted(counts.items(), key=lambda kv: -["ok", "info", "warn", "fail"].index(kv[0])))
+        self._set_job(f"{summary or 'no findings yet: press d to run the doctor'}  [dim]{source}[/]")
+        self._show_detail(0)
+
+    def _show_detail(self, index: int) -> None:
+        text = self.query_one("#finding-text", Static)
+        if 0 <= index < len(self.findings):
+            text.update(finding_detail(self.findings[index]))
+        else:
+            text.update("")
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key is not None and event.row_key.value is not None:
+            self._show_detail(int(event.row_key.value))
+
+    def _set_job(self, text: str) -> None:
+        self.query_one("#findings-job", Static).update(text)
+
+    # -- the doctor ------------------------------------------------------------------------------
+    def action_doctor(self) -> None:
+        if self.job is not None and self.job.state == WorkerState.RUNNING:
+            self.notify("The doctor is already running (k cancels it).")
+            return
+        from ehrdebug.tui import services
+
+        target = self.target or services.checkpoint_for(self.run)
+        cmd = services.doctor_command(target)
+        self._set_job(f"[yellow]running[/] {services.describe_command(cmd)}  (k cancels)")
+        self.job = self._run_doctor(cmd)
+
+    @work(thread=True, exclusive=True, group="doctor")
+    def _run_doctor(self, cmd: list[str]) -> None:
+        from ehrdebug.tui import services
+
+        worker = get_current_worker()
+        started = time.monotonic()
+        log = Path(self.run.artifacts_dir) / "doctor.log"
+        Path(self.run.artifacts_dir).mkdir(parents=True, exist_ok=True)
+        out_path = Path(self.run.artifacts_dir) / (DOCTOR_REPORT + ".partial")
+        with open(out_path, "wb") as out, open(log, "ab") as err:
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=err, start_new_session=True)
+            while self.proc.poll() is None:
+                if worker.is_cancelled:
+                    self.proc.terminate()
+                    try:
+                        self.proc.wait(5)
+                    except subprocess.TimeoutExpired:
+                        self.proc.kill()
+                    out_path.unlink(missing_ok=True)
+                    self.app.call_from_thread(self._set_job, "[yellow]doctor cancelled[/]")
+                    return
+                time.sleep(0.1)
+        code = self.proc.returncode
+        elapsed = time.monotonic() - started
+        text = out_path.read_text(encoding="utf-8", errors="replace")
+        try:
+            report = services.report_from_json(text)
+        except ValueError:
+            tail = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-1:] if log.exists() else []
+            out_path.unlink(missing_ok=True)
+            self.app.call_from_thread(self._set_job, f"[red]doctor failed (exit {code}): {' '.join(tail)[:200]}[/]")
+            return
+        out_path.replace(Path(self.run.artifacts_dir) / DOCTOR_REPORT)
+        logged = list(self.run.findings())
+        self.app.call_from_thread(self.show_findings, report.findings + logged, f"doctor report, {elapsed:.1f}s")
+
+    def action_cancel(self) -> None:
+        if self.job is not None and self.job.state == WorkerState.RUNNING:
+            self.job.cancel()
+            self._set_job("[yellow]cancelling…[/]")
+        else:
+            self.notify("Nothing to cancel.")
+
+    def action_fix(self) -> None:
+        self.app.open_screen("fix", self.run)  # type: ignore[attr-defined]
+
+    def action_back(self) -> None:
+        self.app.pop_screen()

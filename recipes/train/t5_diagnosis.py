@@ -1,0 +1,101 @@
+"""T5 symptom → diagnosis (seed 002): ``Symptoms: fever, cough ... What is the most likely diagnosis?`` → ``Pneumonia``.
+
+    ehrdebug train recipes/configs/t5_diagnosis_small.yaml [key=value ...]
+
+The seed's knobs are config keys: ``task_prefix`` (train) / ``inference_prefix`` (generation),
+``label_pad`` (-100 or pad), ``drop_string_columns``, and the decoding block (``num_beams``,
+``repetition_penalty``, ``no_repeat_ngram_size``). The training loop is ``recipes.train.loop``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from recipes.train.generate import clean_decode, generation_kwargs
+
+NAME = "t5_diagnosis"
+ARCHITECTURE = "t5"
+TASK = "diagnosis"
+
+_NORM = re.compile(r"[^a-z0-9 ]+")
+
+
+def normalize(text: str) -> str:
+    return " ".join(_NORM.sub(" ", text.lower()).split())
+
+
+def pairs(records: list[dict[str, Any]], config: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    prefix = config["task_prefix"] or ""
+    return [(f"{prefix}{r['input']}", r["output"], r) for r in records]
+
+
+def label_targets(records: list[dict[str, Any]]) -> list[str]:
+    return [r["output"] for r in records]
+
+
+def generate(model: Any, tokenizer: Any, inputs: list[str], config: dict[str, Any], device: Any, batch_size: int = 16) -> list[str]:
+    import torch
+
+    prefix = config["task_prefix"] if config["inference_prefix"] is None else config["inference_prefix"]
+    kwargs = generation_kwargs(tokenizer, model, config)
+    out: list[str] = []
+    model.eval()
+    for i in range(0, len(inputs), batch_size):
+        chunk = [f"{prefix or ''}{x}" for x in inputs[i : i + batch_size]]
+        enc = tokenizer(chunk, return_tensors="pt", padding=True, truncation=True, max_length=config["max_length"]).to(device)
+        with torch.no_grad():
+            ids = model.generate(**enc, **kwargs)
+        out.extend(clean_decode(tokenizer, row.tolist()) for row in ids)
+    return out
+
+
+def _repeats(text: str) -> bool:
+    """``Morbus Morbus`` or one word three times: seed 002's repetition."""
+    words = normalize(text).split()
+    return any(a == b for a, b in zip(words, words[1:], strict=False)) or any(words.count(w) >= 3 for w in set(words))
+
+
+def evaluate(model: Any, tokenizer: Any, records: list[dict[str, Any]], config: dict[str, Any], device: Any,
+             codes: set[str] | None = None, prefix: str = "eval") -> tuple[dict[str, float], list[dict[str, Any]]]:  # fmt: skip
+    """Exact-match accuracy (case and punctuation ignored), empty outputs, repetitions, input echoes."""
+    records = records if prefix != "eval" else records[: config["num_eval_generations"]]
+    outputs = generate(model, tokenizer, [r["input"] for r in records], config, device)
+    n = max(len(records), 1)
+    correct = [normalize(o) == normalize(r["output"]) for o, r in zip(outputs, records, strict=True)]
+    metrics = {
+        f"{prefix}_accuracy": sum(correct) / n,
+        f"{prefix}_empty_rate": sum(not o.strip() for o in outputs) / n,
+        f"{prefix}_repetition_rate": sum(_repeats(o) for o in outputs) / n,
+        f"{prefix}_echo_rate": sum(bool(o.strip()) and normalize(o) in normalize(r["input"]) for o, r in zip(outputs, records, strict=True)) / n,
+    }
+    samples = [
+        {"prompt": r["input"], "output": o, "expected": r["output"], "correct": c}
+        for r, o, c in zip(records, outputs, correct, strict=True)
+    ]
+    return metrics, samples
+
+
+def probe_config(config: dict[str, Any]) -> Any:
+    from ehrdebug.config import EhrDebugConfig
+
+    return EhrDebugConfig(
+        text_field="input", target_field="output", label_field="specialty", task_prefix=config["task_prefix"] or "",
+        max_length=config["max_length"], max_target_length=config["max_target_length"],
+    )  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    import sys
+
+    from recipes.train.config import load_config
+    from recipes.train.loop import run_training
+
+    args = sys.argv[1:] if argv is None else argv
+    config = load_config(args[0] if args and "=" not in args[0] else None, [a for a in args if "=" in a] + [f"recipe={NAME}"])
+    print(run_training(config))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
