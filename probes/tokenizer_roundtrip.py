@@ -99,7 +99,7 @@ def _end_token_lost(tok: TokenizerHandle, texts: list[str], end_token: str, keep
     for text, enc in zip(holding, tok.backend.encode_batch(holding, add_special_tokens=False), strict=True):
         at = text.rfind(end_token)
         kept_end = enc.offsets[keep - 1][1] if 0 < keep <= len(enc.offsets) else 0
-        if kept_end <= at:
+        if kept_end < at + len(end_token):  # cut before it or through it
             lost += 1
             if len(examples) < 3:
                 examples.append(f"{len(enc):,} pieces, cut after {text[max(0, kept_end - 30):kept_end]!r}; {end_token!r} at char {at:,} is lost")

@@ -97,8 +97,10 @@ def test_build_task_from_each_source(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("rows", "message"), [
     ([{"subject_id": 1, "code": "MEDS_BIRTH"}], "missing column time"),
+    ([{"subject_id": "p-1", "time": datetime(2020, 1, 1), "code": "MEDS_BIRTH"}], "subject_id must be an integer"),
+    ([{"subject_id": 1, "time": "2020-01-01", "code": "MEDS_BIRTH"}], "time must be a timestamp"),
 ])
-def test_meds_missing_column(tmp_path: Path, rows: list[dict], message: str) -> None:
+def test_bad_meds_input(tmp_path: Path, rows: list[dict], message: str) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 

@@ -135,3 +135,27 @@ def test_core_never_imports_textual() -> None:
     assert out.returncode == 0, out.stderr[-2000:]
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
     assert len(modules) > 10
+
+
+def test_fast_log_reader_matches_the_run_store(tmp_path: Path) -> None:
+    import math
+
+    from ehrdebug.runstore import RunLogger, open_run
+    from ehrdebug.tui.fastload import read_log
+    from ehrdebug.tui.model import LiveState
+    from ehrdebug.tui.simulate import write_run
+
+    run = open_run(write_run(tmp_path / "r", steps=50, eval_every=10, alert_at=20))
+    history, other, rate = read_log(run.events_path)
+    ref = run.history()
+    assert (history.train.steps, history.train.values, history.train.epochs) == (ref.train.steps, ref.train.values, ref.train.epochs)
+    assert {k: (s.steps, s.values) for k, s in history.evals.items()} == {k: (s.steps, s.values) for k, s in ref.evals.items()}
+    assert {k: (s.steps, s.values) for k, s in history.metrics.items()} == {k: (s.steps, s.values) for k, s in ref.metrics.items()}
+    assert other == run.events(kinds=("sample", "alert", "finding", "checkpoint", "status"))
+    assert rate[-1][1] == 50
+    # a NaN loss is written as the string "nan": the fast path refuses it and the run store reads it
+    with RunLogger(tmp_path / "nan", {}) as log:
+        log.log_train(1, loss=1.0)
+        log.log_train(2, loss=float("nan"))
+    state = LiveState.from_run(open_run(tmp_path / "nan"))
+    assert len(state.history.train) == 2 and math.isnan(state.history.train.values[1])

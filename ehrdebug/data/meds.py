@@ -71,7 +71,11 @@ def _read(path: str) -> list[tuple[int, datetime | None, str]]:
                 continue
             if t is not None and not isinstance(t, datetime):
                 raise UserError(f"{file}: column time must be a timestamp, got {type(t).__name__}")
-            events.append((int(sid), t.replace(tzinfo=None) if t else None, str(code)))
+            try:
+                subject = int(sid)
+            except (TypeError, ValueError) as exc:
+                raise UserError(f"{file}: subject_id must be an integer, got {str(sid)[:30]!r}") from exc
+            events.append((subject, t.replace(tzinfo=None) if t else None, str(code)))
     if not events:
         raise UserError(f"MEDS data has no events: {path}")
     return events

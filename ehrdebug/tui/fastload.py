@@ -22,68 +22,148 @@ _META = {"train_loss", "train_runtime", "train_samples_per_second", "train_steps
 
 def read_log(path: str | Path) -> tuple[History, list[dict[str, Any]], list[tuple[float, int]]]:
     """``(history, other events, (t, step) of the last train lines)``; a ValueError when pyarrow cannot."""
-    import pyarrow.json as pj
-
     data = Path(path).read_bytes()
     end = data.rfind(b"\n")
     data = data[: end + 1] if end >= 0 else b""  # a torn last line is left for the tail
-    curves: list[bytes] = []
-    other: list[dict[str, Any]] = []
-    for line in data.splitlines():
-        if b'"kind":"train"' in line or b'"kind":"eval"' in line:
-            curves.append(line)
-        elif line.strip():
+    history = History(meta={"source": "ehrdebug", "run": str(Path(path).parent)})
+    if not data:
+        return history, [], []
+    table = _parse_numeric(data)
+    other = _other_events(data, table)
+    history, rate = _from_table(table, history)
+    return history, other, rate
+
+
+def _sample_keys(data: bytes, windows: int = 24, width: int = 65536) -> list[str]:
+    """Numeric keys of train/eval lines in the head, the tail and ``windows`` slices across the log."""
+    keys: dict[str, None] = {}
+    n = len(data)
+    starts = sorted({0, max(0, n - width), *(int(i * n / windows) for i in range(windows))})
+    for start in starts:
+        chunk = data[start : start + width].split(b"\n")[1:-1] if start else data[:width].split(b"\n")[:-1]
+        for line in chunk:
+            if b'"kind":"train"' not in line and b'"kind":"eval"' not in line:
+                continue
             try:
                 event = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            if isinstance(event, dict) and "kind" in event:
-                other.append(event)
-    history = History(meta={"source": "ehrdebug", "run": str(Path(path).parent)})
-    rate: list[tuple[float, int]] = []
-    if curves:
+            for key, value in event.items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    keys.setdefault(key, None)
+    return list(keys)
+
+
+def _parse_numeric(data: bytes) -> Any:
+    """Every line parsed by pyarrow, keeping ``kind`` and the sampled numeric keys only (nested payloads
+    of findings are skipped unread, so their varying shapes cannot break the parse)."""
+    import pyarrow as pa
+    import pyarrow.json as pj
+
+    fields = [pa.field("kind", pa.string())]
+    fields += [pa.field(k, pa.int64() if k == "step" else pa.float64()) for k in _sample_keys(data) if k != "kind"]
+    options = pj.ParseOptions(explicit_schema=pa.schema(fields), unexpected_field_behavior="ignore")
+    try:
+        return pj.read_json(io.BytesIO(data), parse_options=options, read_options=pj.ReadOptions(block_size=8 << 20))
+    except Exception as exc:  # noqa: BLE001 - a malformed line, a string where a number was: fall back
+        raise ValueError(f"pyarrow could not read the log: {exc}") from exc
+
+
+def _other_events(data: bytes, table: Any) -> list[dict[str, Any]]:
+    """Events that are not train/eval (samples, alerts, findings, status), parsed in full by json."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    kinds = table.column("kind")
+    rows = np.flatnonzero(~pc.is_in(kinds, value_set=_curve_kinds()).to_numpy(zero_copy_only=False))
+    if not len(rows):
+        return []
+    ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+    if len(ends) != table.num_rows:
+        raise ValueError("blank lines in the log: rows and lines do not line up")
+    out = []
+    for row in rows.tolist():
+        start = int(ends[row - 1]) + 1 if row else 0
         try:
-            table = pj.read_json(io.BytesIO(b"\n".join(curves) + b"\n"))
-        except Exception as exc:  # noqa: BLE001 - pyarrow's errors are many; the caller falls back
-            raise ValueError(f"pyarrow could not read the curves: {exc}") from exc
-        columns = {name: table.column(name).to_pylist() for name in table.column_names}
-        steps = [int(s or 0) for s in columns.get("step", [0] * table.num_rows)]
-        epochs = columns.get("epoch", [None] * table.num_rows)
-        kinds = columns.get("kind", [])
-        times = columns.get("t", [])
-        for i in range(len(kinds) - 1, -1, -1):
-            if kinds[i] == "train" and isinstance(times[i], (int, float)):
-                rate.append((float(times[i]), steps[i]))
-                if len(rate) >= 50:
-                    break
-        rate.reverse()
-        for name, values in columns.items():
-            if name in _SKIP or name in _META:
-                continue
-            if name in ("loss", "train_loss_step"):
-                target = history.train
-            elif is_eval_loss_key(name):
-                target = history.evals.setdefault(name, Series(name))
-            else:
-                target = history.metrics.setdefault(name, Series(name))
-            _extend(target, steps, values, epochs)
-        history = _normalized(history)
-    return history, other, rate
+            event = json.loads(data[start : int(ends[row])])
+        except json.JSONDecodeError:
+            continue
+        if isinstance(event, dict) and "kind" in event:
+            out.append(event)
+    return out
 
 
-def _extend(series: Series, steps: list[int], values: list[Any], epochs: list[Any]) -> None:
-    for step, value, epoch in zip(steps, values, epochs, strict=False):
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            series.steps.append(step)
-            series.values.append(float(value))
-            series.epochs.append(epoch)
+def _curve_kinds() -> Any:
+    import pyarrow as pa
+
+    return pa.array(["train", "eval"])
+
+
+def _column(table: Any, name: str) -> tuple[Any, Any]:
+    """(values as float64 numpy, validity mask) of a numeric column; a ValueError for any other type."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    col = table.column(name)
+    if not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type) or pa.types.is_null(col.type)):
+        raise ValueError(f"column {name!r} is {col.type}, not numeric")
+    valid = pc.is_valid(col).to_numpy(zero_copy_only=False)
+    values = pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False) if not pa.types.is_null(col.type) else np.zeros(len(valid))
+    return values, valid
+
+
+def _from_table(table: Any, history: History) -> tuple[History, list[tuple[float, int]]]:
+    import numpy as np
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    curve_rows = pc.is_in(table.column("kind"), value_set=pa.array(["train", "eval"]))
+    table = table.filter(curve_rows)
+    steps, steps_valid = _column(table, "step") if "step" in table.column_names else (np.zeros(table.num_rows), None)
+    steps = np.where(steps_valid, steps, 0).astype(np.int64) if steps_valid is not None else steps.astype(np.int64)
+    epochs, epochs_valid = _column(table, "epoch") if "epoch" in table.column_names else (None, None)
+    for name in table.column_names:
+        if name in _SKIP or name in _META:
+            continue
+        try:
+            values, valid = _column(table, name)
+        except ValueError:
+            continue  # a non-numeric payload key (History.add_log skips those too)
+        if not valid.any():
+            continue
+        if name in ("loss", "train_loss_step"):
+            series = history.train
+        elif is_eval_loss_key(name):
+            series = history.evals.setdefault(name, Series(name))
+        else:
+            series = history.metrics.setdefault(name, Series(name))
+        idx = np.flatnonzero(valid)
+        series.steps.extend(steps[idx].tolist())
+        series.values.extend(values[idx].tolist())
+        if epochs is not None and epochs_valid[idx].all():
+            series.epochs.extend(epochs[idx].tolist())
+        elif epochs is not None:
+            series.epochs.extend(e if ok else None for e, ok in zip(epochs[idx].tolist(), epochs_valid[idx].tolist(), strict=True))
+        else:
+            series.epochs.extend([None] * len(idx))
+    rate: list[tuple[float, int]] = []
+    if "t" in table.column_names and "kind" in table.column_names:
+        kinds = table.column("kind").slice(max(0, table.num_rows - 200)).to_pylist()
+        times = table.column("t").slice(max(0, table.num_rows - 200)).to_pylist()
+        base = max(0, table.num_rows - 200)
+        rate = [(float(t), int(steps[base + i])) for i, (k, t) in enumerate(zip(kinds, times, strict=False))
+                if k == "train" and isinstance(t, (int, float))][-50:]
+    return _normalized(history), rate
 
 
 def _normalized(history: History) -> History:
     """``History.normalized()`` only for series that need it (a 1M-point sorted series is left alone)."""
+    import numpy as np
+
     def fix(series: Series) -> Series:
-        s = series.steps
-        if all(a < b for a, b in zip(s, s[1:], strict=False)):
+        if len(series.steps) < 2 or bool(np.all(np.diff(np.asarray(series.steps)) > 0)):
             return series
         return series.normalized()
 

@@ -159,12 +159,11 @@ class AutoPlan:
 
 def auto_plan(path: str | os.PathLike[str], data: str | None = None, config: Any = None) -> AutoPlan:
     """Run the doctor on ``path`` and split the recipe ids its warn/fail findings name."""
-    from probes.doctor import diagnose
-
     from ehrdebug.findings import Severity
     from ehrdebug.recipe_ids import ADVICE, FIX
+    from recipes.fixes.diagnosis import diagnose_run
 
-    report = diagnose(str(path), data=data, config=config)
+    report = diagnose_run(path, data=data, config=config)
     ids = report.recipe_ids()
     reasons: dict[str, list[str]] = {}
     for finding in report.ranked():

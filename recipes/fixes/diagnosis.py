@@ -21,10 +21,11 @@ MODEL_PROBE_PREFIXES = ("model.", "generation.", "attribution.")
 MAX_RECORDS = 8
 
 
-def diagnose_run(path: str | os.PathLike[str], data: str | None = None) -> Report:
+def diagnose_run(path: str | os.PathLike[str], data: str | None = None, config: Any = None) -> Report:
+    """``probes.doctor.diagnose``; for a recipe run, its model and collator probes use the run's own settings."""
     from probes.doctor import diagnose
 
-    report = diagnose(str(path), data=data)
+    report = diagnose(str(path), data=data, config=config)
     findings = run_aware_model_findings(Path(path))
     if findings is not None:
         kept = [f for f in report.findings if not f.probe.startswith(MODEL_PROBE_PREFIXES)]

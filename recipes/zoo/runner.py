@@ -51,7 +51,10 @@ def config_path(name: str) -> Path:
 def build_config(case: Case, extra: list[str] | None = None) -> dict[str, Any]:
     from recipes.train import load_config
 
-    return load_config(str(config_path(case.config)), list(case.overrides) + list(extra or []))
+    overrides = list(case.overrides) + list(extra or [])
+    if not (CONFIG_DIR / f"{case.config}.yaml").is_file() and case.config.startswith("t5_diagnosis"):
+        return load_config(None, ["recipe=t5_diagnosis", *overrides])  # the recipe's built-in defaults
+    return load_config(str(config_path(case.config)), overrides)
 
 
 def diagnose_run(case: Case, run_dir: Path) -> Report:
