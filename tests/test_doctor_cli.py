@@ -214,3 +214,42 @@ def test_hf_checkpoint_dir_uses_its_own_trainer_state(tmp_path: Path, capsys: py
     assert code == 1 and report["meta"]["kind"] == "hf"
     assert (out / "ehrdebug-doctor" / "report.json").is_file()
     assert [p.name for p in out.iterdir() if p.name.startswith("checkpoint-")] == ["checkpoint-240"]
+
+
+def _log_fixture(run: Path, name: str) -> None:
+    from ehrdebug.runstore import RunLogger
+
+    state = json.loads((FIXTURES / name / "trainer_state.json").read_text())
+    with RunLogger(run, {}, architecture="gpt2") as log:
+        for entry in state["log_history"]:
+            metrics = {k: v for k, v in entry.items() if k != "step"}
+            if any(k.startswith("eval_") for k in entry):
+                log.log_eval(entry["step"], metrics)
+            elif "loss" in entry:
+                log.log_train(entry["step"], **metrics)
+
+
+def test_checkpoint_of_a_run_sees_the_curves_up_to_its_step(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    _log_fixture(run, "overfit_early_best")
+    early = run / "checkpoints" / "step-24"
+    early.mkdir(parents=True)
+    (early / "config.json").write_text('{"model_type": "gpt2"}')  # no weights: the model suite says why it skipped
+    code, report = doctor_json([str(early)], capsys)
+    assert code == 0 and report["meta"]["kind"] == "checkpoint"
+    assert report["meta"]["suites"]["model"]["ran"] is False and "cannot load" in report["meta"]["suites"]["model"]["reason"]
+    assert (run / "artifacts" / "doctor-step-24" / "report.json").is_file()
+    code, report = doctor_json([str(run)], capsys)  # the whole run overfits after step 24
+    assert code == 1 and report["findings"][0]["probe"] in ("curves.overfitting", "curves.memorization")
+
+
+def test_config_thresholds_apply(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = hf_dir(tmp_path, "mild_noisy_overfit")
+    lenient = tmp_path / "ehrdebug.toml"
+    lenient.write_text("[thresholds]\noverfit_rise = 0.5\n")
+    assert main(["doctor", str(run), "--fail-on", "warn", "--config", str(lenient)]) == 0
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[thresholds]\noverfit_raise = 0.5\n")
+    capsys.readouterr()
+    assert main(["doctor", str(run), "--config", str(bad)]) == 2
+    assert "overfit_rise" in capsys.readouterr().err

@@ -153,9 +153,14 @@ def test_fast_log_reader_matches_the_run_store(tmp_path: Path) -> None:
     assert {k: (s.steps, s.values) for k, s in history.metrics.items()} == {k: (s.steps, s.values) for k, s in ref.metrics.items()}
     assert other == run.events(kinds=("sample", "alert", "finding", "checkpoint", "status"))
     assert rate[-1][1] == 50
-    # a NaN loss is written as the string "nan": the fast path refuses it and the run store reads it
-    with RunLogger(tmp_path / "nan", {}) as log:
+    # odd lines (a string where a number was, a torn last line) read exactly as the run store reads them
+    with RunLogger(tmp_path / "odd", {}) as log:
         log.log_train(1, loss=1.0)
-        log.log_train(2, loss=float("nan"))
-    state = LiveState.from_run(open_run(tmp_path / "nan"))
-    assert len(state.history.train) == 2 and math.isnan(state.history.train.values[1])
+        log.log_train(2, loss="n/a")
+        log.log_train(3, loss=0.5)
+    with open(tmp_path / "odd" / "events.jsonl", "a") as fh:
+        fh.write('{"t":1,"step":4,"kind":"train","loss":0.')
+    odd = open_run(tmp_path / "odd")
+    state = LiveState.from_run(odd)
+    assert state.history.train.steps == odd.history().train.steps == [1, 3]
+    assert not math.isnan(state.history.train.values[-1])
