@@ -1,9 +1,10 @@
 """attribution: which input tokens drive a chosen output token or label (integrated gradients).
 
-Uses captum's LayerIntegratedGradients on the input embedding layer for causal LMs and classifiers.
-Encoder-decoder models share one embedding module between encoder and decoder, so there the same
-integral is taken with IntegratedGradients over the encoder's embedding output (identical maths, one
-call of the layer). The baseline is the pad embedding at every non-special position.
+Integrated gradients over the output of the input-embedding layer (what captum's
+LayerIntegratedGradients on that layer computes), taken with captum's IntegratedGradients on
+``inputs_embeds`` because (a) encoder-decoder models call their shared embedding twice (encoder and
+decoder), and (b) the baseline is the mean embedding row, which has no token id: a pad baseline is out of
+distribution for most models and ranks filler tokens above the one that decides the output.
 """
 
 from __future__ import annotations
@@ -12,7 +13,14 @@ from typing import Any
 
 from ehrdebug.config import EhrDebugConfig
 from ehrdebug.findings import Finding, Severity
-from probes.special_tokens import example_pair, is_seq2seq, model_device, piece
+from probes.special_tokens import (
+    encode_causal,
+    example_pair,
+    first_content_position,
+    is_seq2seq,
+    model_device,
+    piece,
+)
 
 PROBE = "attribution.integrated_gradients"
 
@@ -45,12 +53,12 @@ def token_attributions(
     text: str,
     *,
     target: str | int | None = None,
-    decoder_prefix: str = "",
+    decoder_prefix_ids: list[int] | None = None,
     contrast: str | int | None = None,
     contrastive: bool = True,
     n_steps: int = 24,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Ranked attribution table for the next output token after ``text`` (and ``decoder_prefix`` for seq2seq).
+    """Ranked attribution table for the next output token after ``text`` (after ``decoder_prefix_ids`` for seq2seq).
 
     ``target`` is a token (piece or id) for LMs or a label index for classifiers; None explains the
     model's own top prediction. With ``contrastive`` (default) the attributed score is
@@ -59,7 +67,7 @@ def token_attributions(
     Returns (rows ranked by |attribution|, what was explained).
     """
     import torch
-    from captum.attr import IntegratedGradients, LayerIntegratedGradients
+    from captum.attr import IntegratedGradients
 
     device = model_device(model)
     enc = tokenizer(text, return_tensors="pt").to(device)
@@ -67,41 +75,33 @@ def token_attributions(
     if not is_seq2seq(model) and ids.shape[1] > 1 and ids[0, -1] == tokenizer.eos_token_id:
         ids, mask = ids[:, :-1], mask[:, :-1]
     special = set(tokenizer.all_special_ids)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    base_ids = torch.tensor([[t if t in special else pad for t in ids[0].tolist()]], device=device)
+    emb = model.get_input_embeddings()
+    dec_ids = None
+    if is_seq2seq(model):
+        dec = [model.config.decoder_start_token_id] + list(decoder_prefix_ids or [])
+        dec_ids = torch.tensor([dec], device=device)
+
+    def forward(embeds: Any) -> Any:
+        kw: dict[str, Any] = {"inputs_embeds": embeds, "attention_mask": mask.expand(embeds.shape[0], -1)}
+        if dec_ids is not None:
+            kw["decoder_input_ids"] = dec_ids.expand(embeds.shape[0], -1)
+        logits = model(**kw).logits
+        return torch.log_softmax((logits[:, -1] if logits.dim() == 3 else logits).float(), -1)
+
     was_training = getattr(model, "training", False)
     model.eval()
-    classifier = False
     try:
-        if is_seq2seq(model):
-            start = model.config.decoder_start_token_id
-            dec = [start] + (tokenizer(decoder_prefix, add_special_tokens=False)["input_ids"] if decoder_prefix else [])
-            dec_ids = torch.tensor([dec], device=device)
-
-            def forward(embeds: Any) -> Any:
-                out = model(inputs_embeds=embeds, attention_mask=mask.expand(embeds.shape[0], -1),
-                            decoder_input_ids=dec_ids.expand(embeds.shape[0], -1))
-                return torch.log_softmax(out.logits[:, -1].float(), -1)
-
-            emb = model.get_input_embeddings()
-            inputs, baselines = emb(ids).detach(), emb(base_ids).detach()
-            with torch.no_grad():
-                scores = forward(inputs)
-            tid, cid = _pick(scores, _target_id(tokenizer, target), _target_id(tokenizer, contrast), contrastive)
-            attr = IntegratedGradients(lambda e: _score(forward(e), tid, cid)).attribute(inputs, baselines, n_steps=n_steps)
-        else:
-            def forward(input_ids: Any) -> Any:
-                logits = model(input_ids=input_ids, attention_mask=mask.expand(input_ids.shape[0], -1)).logits
-                return torch.log_softmax((logits[:, -1] if logits.dim() == 3 else logits).float(), -1)
-
-            with torch.no_grad():
-                scores = forward(ids)
-            classifier = model(input_ids=ids).logits.dim() == 2
-            tid = target if classifier and isinstance(target, int) else _target_id(tokenizer, target)
-            cid = contrast if classifier and isinstance(contrast, int) else _target_id(tokenizer, contrast)
-            tid, cid = _pick(scores, tid, cid, contrastive)
-            lig = LayerIntegratedGradients(lambda i: _score(forward(i), tid, cid), model.get_input_embeddings())
-            attr = lig.attribute(ids, baselines=base_ids, n_steps=n_steps)
+        with torch.no_grad():
+            inputs = emb(ids).detach()
+            normal = torch.tensor([i for i in range(emb.weight.shape[0]) if i not in special], device=device)
+            mean_row = emb(normal).mean(0)
+            keep = torch.tensor([[t in special for t in ids[0].tolist()]], device=device)[..., None]
+            baselines = torch.where(keep, inputs, mean_row.expand_as(inputs))
+            scores = forward(inputs)
+        classifier = scores.shape[-1] != emb.weight.shape[0]
+        resolve = (lambda t: t) if classifier else (lambda t: _target_id(tokenizer, t))
+        tid, cid = _pick(scores, resolve(target), resolve(contrast), contrastive)
+        attr = IntegratedGradients(lambda e: _score(forward(e), tid, cid)).attribute(inputs, baselines, n_steps=n_steps)
     finally:
         model.train(was_training)
     per_token = attr.sum(-1)[0].detach().float().cpu()
@@ -125,12 +125,22 @@ def attribution(
     max_examples: int = 2,
     n_steps: int = 16,
 ) -> list[Finding]:
-    """Info finding: the input tokens that drive the first output token for a few examples."""
+    """Info finding: the input tokens that drive the expected first target token (``target`` overrides it)."""
     cfg = config or EhrDebugConfig()
     tables = []
     for ex in examples[:max_examples]:
-        prompt, _ = example_pair(ex, cfg)
-        rows, explained = token_attributions(model, tokenizer, prompt, target=target, n_steps=n_steps)
+        prompt, tgt = example_pair(ex, cfg)
+        prefix: list[int] = []
+        expected: str | int | None = target
+        if target is None and tgt:
+            if is_seq2seq(model):
+                labels = list(tokenizer(text_target=tgt)["input_ids"])
+                pos = first_content_position(tokenizer, labels)
+                prefix, expected = labels[:pos], labels[pos]
+            else:
+                _, t_ids = encode_causal(tokenizer, prompt, tgt)
+                expected = t_ids[0] if t_ids else None
+        rows, explained = token_attributions(model, tokenizer, prompt, target=expected, decoder_prefix_ids=prefix, n_steps=n_steps)
         tables.append({"prompt": prompt, **explained, "ranking": rows[:8]})
     if not tables:
         return [Finding(PROBE, Severity.INFO, "no examples to attribute")]

@@ -86,6 +86,7 @@ def overfitting(history: History, config: EhrDebugConfig | None = None) -> list[
             "last_eval_loss": rounded(values[-1]),
             "recent_level": rounded(level),
             "relative_rise": rounded(rise, 3),
+            "absolute_rise": rounded(level - best_s, 4),
             "evaluations_after_best": after,
             "steps_after_best": steps[-1] - steps[i_best],
             "rise_trend_tau": rounded(trend, 3),

@@ -13,7 +13,7 @@ import importlib
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "voc
                    "sentencepiece.bpe.model", "tokenizer.model")
 TARGET_GUESSES = ("target", "output", "response", "answer", "completion", "summary")
 MAX_EXAMPLES = 2000
+MAX_MODEL_BYTES = int(float(os.environ.get("EHRDEBUG_DOCTOR_MAX_MODEL_GB", "4")) * 2**30)  # loaded on CPU
 HF_DOCTOR_DIR = "ehrdebug-doctor"
 
 
@@ -46,7 +47,12 @@ class Target:
 
 
 def _is_model_dir(path: Path) -> bool:
-    return (path / "config.json").is_file()
+    """A checkpoint the model probes can load: a full model (config.json) or a PEFT adapter."""
+    return (path / "config.json").is_file() or (path / "adapter_config.json").is_file()
+
+
+def _weight_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.iterdir() if f.suffix in (".safetensors", ".bin") and f.is_file())
 
 
 def _has_tokenizer(path: Path) -> bool:
@@ -261,9 +267,18 @@ class _Doctor:
             self.skip("model", "probes.model_suite is not available")
             return None
         if self.target.model_dir is None:
-            self.skip("model", "no checkpoint with a config.json")
+            self.skip("model", "no checkpoint with a config.json or adapter_config.json")
             return None
-        return _call_model_suite(run_model, self.target, self.records or [], self.cfg)
+        size = _weight_bytes(self.target.model_dir)
+        if size > MAX_MODEL_BYTES:
+            self.skip("model", f"checkpoint weights are {size / 2**30:.1f} GB, over the {MAX_MODEL_BYTES / 2**30:g} GB the "
+                               "doctor loads on CPU (raise EHRDEBUG_DOCTOR_MAX_MODEL_GB to force)")
+            return None
+        records = self.records or []
+        if records and self.target.tokenizer_dir is None:
+            self.target.notes.append("no tokenizer beside the checkpoint: generation probes skipped")
+            records = []
+        return _call_model_suite(run_model, self.target, records, self.cfg)
 
     def coverage(self) -> Finding:
         skipped = {k: v["reason"] for k, v in self.suites.items() if not v.get("ran")}
@@ -304,26 +319,46 @@ def _base_vocab_size(target: Target) -> int | None:
 
 
 def load_model(model_dir: Path, tokenizer_dir: Path | None) -> tuple[Any, Any]:
-    """A local HF checkpoint as (model, tokenizer) in eval mode on CPU; seq2seq or causal by its config."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+    """A local HF checkpoint (or PEFT adapter on a local base) as (model, tokenizer), eval mode, CPU."""
+    import json
 
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # the report is the output; no loading bars on stderr
+    adapter = model_dir / "adapter_config.json"
+    base_dir = model_dir
+    if adapter.is_file() and not (model_dir / "config.json").is_file():
+        try:
+            base = json.loads(adapter.read_text(encoding="utf-8")).get("base_model_name_or_path") or ""
+        except (OSError, ValueError) as exc:
+            raise UserError(f"cannot read {adapter}: {exc}") from exc
+        if not os.path.isdir(base):
+            raise UserError(f"the adapter's base model {base!r} is not a local directory (the doctor never downloads)")
+        base_dir = Path(base)
     try:
-        config = AutoConfig.from_pretrained(str(model_dir), local_files_only=True)
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cannot read the model config in {model_dir}: {exc}".splitlines()[0]) from exc
-    cls = AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False) else AutoModelForCausalLM
-    try:
-        model = cls.from_pretrained(str(model_dir), local_files_only=True)
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cannot load the model in {model_dir}: {exc}".splitlines()[0]) from exc
+        config = AutoConfig.from_pretrained(str(base_dir), local_files_only=True)
+        cls = AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False) else AutoModelForCausalLM
+        model = cls.from_pretrained(str(base_dir), local_files_only=True)
+    except (OSError, ValueError, KeyError) as exc:
+        raise UserError(f"cannot load the model in {base_dir}: {exc}".splitlines()[0]) from exc
+    if base_dir != model_dir:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(model_dir), is_trainable=True)  # as it would train
     model.eval()
-    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir), local_files_only=True) if tokenizer_dir else None
+    tok_dir = tokenizer_dir or (base_dir if _has_tokenizer(base_dir) else None)
+    tokenizer = AutoTokenizer.from_pretrained(str(tok_dir), local_files_only=True) if tok_dir else None
     return model, tokenizer
 
 
 def diagnose(path: str | os.PathLike[str], data: str | None = None,
-             config: EhrDebugConfig | str | None = None) -> Report:
-    """Every probe that applies to ``path``, as one report (ranked by ``Report.ranked()`` when rendered)."""
+             config: EhrDebugConfig | str | None = None, *, skip: Mapping[str, str] | None = None) -> Report:
+    """Every probe that applies to ``path``, as one report (ranked by ``Report.ranked()`` when rendered).
+
+    ``skip`` maps suite names (curves, data, tokenizer, model) to the reason a caller runs them itself
+    (e.g. the model suite with a run's own decoding settings); the coverage finding lists them.
+    """
     from ehrdebug.errors import require_file
 
     start = time.perf_counter()
@@ -333,10 +368,13 @@ def diagnose(path: str | os.PathLike[str], data: str | None = None,
         require_file(data, "data file")
     doctor = _Doctor(target, cfg, data)
     doctor.load_records()
-    doctor.run_suite("curves", doctor.curves)
-    doctor.run_suite("data", doctor.data_probes)
-    doctor.run_suite("tokenizer", doctor.tokenizer_probes)
-    doctor.run_suite("model", doctor.model_probes)
+    suites = {"curves": doctor.curves, "data": doctor.data_probes, "tokenizer": doctor.tokenizer_probes,
+              "model": doctor.model_probes}
+    for name, suite in suites.items():
+        if skip and name in skip:
+            doctor.skip(name, skip[name])
+        else:
+            doctor.run_suite(name, suite)
     findings = doctor.findings + [doctor.coverage()]
     meta = {"generator": GENERATOR, "path": str(target.path), "kind": target.kind, "suites": doctor.suites,
             "model_dir": str(target.model_dir) if target.model_dir else None, "data": doctor.data_source,

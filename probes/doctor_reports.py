@@ -65,7 +65,8 @@ def save_report(report: Report, path: str | os.PathLike[str]) -> Path:
 
 def find_saved_report(path: str | os.PathLike[str]) -> Path | None:
     """The newest doctor report.json for ``path``: a report file itself, a report folder, or a
-    run / HF output dir / checkpoint that was diagnosed."""
+    run / HF output dir / checkpoint that was diagnosed. For an ehrdebug run that includes the reports
+    on its checkpoints (artifacts/doctor-step-N/) and the one the TUI keeps (artifacts/doctor-report.json)."""
     p = Path(path)
     if p.is_file():
         return p
@@ -77,5 +78,9 @@ def find_saved_report(path: str | os.PathLike[str]) -> Path | None:
     if base is not None and base.parent.is_dir():
         pattern = re.compile(re.escape(base.name) + r"(-\d+)?")
         candidates += [d / "report.json" for d in base.parent.iterdir() if d.is_dir() and pattern.fullmatch(d.name)]
+    artifacts = p / "artifacts"
+    if (p / "run.json").is_file() and artifacts.is_dir():
+        candidates += [d / "report.json" for d in artifacts.glob("doctor*") if d.is_dir()]
+        candidates.append(artifacts / "doctor-report.json")
     found = [c for c in candidates if c.is_file()]
     return max(found, key=lambda c: c.stat().st_mtime) if found else None

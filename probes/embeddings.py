@@ -156,7 +156,9 @@ def new_embeddings(
     if ref is not None:
         findings += _moved_findings(model, emb, ref, base, evidence, pieces)
     if out_w is not None and not tied and out_w.shape[0] == rows_total:
-        head_rows, head_stats = classify_rows(out_w, base, tokenizer)
+        head_ref = _reference_tensor(reference_state, _param_name(model, out_w), out_w.shape) if reference_state else None
+        use_ref = head_ref is not None and head_ref.shape[0] == rows_total
+        head_rows, _ = classify_rows(head_ref if use_ref else out_w, base, tokenizer)
         evidence["lm_head_new_rows"] = [{k: r[k] for k in ("piece", "norm", "z", "init")} for r in head_rows[:8]]
         if any(r["init"] == "random" for r in head_rows) and not random_rows:
             findings.append(Finding(

@@ -52,7 +52,7 @@ def loss_vs_accuracy(
     metrics.update({k: _fraction(v) for k, v in (accuracy or {}).items() if math.isfinite(v)})
     loss_key, loss = _reference_loss(h)
     evidence: dict[str, object] = {"loss_key": loss_key, "loss": rounded(loss),
-                                   "per_token_probability": rounded(math.exp(-loss), 3) if loss is not None else None,
+                                   "per_token_probability": rounded(math.exp(-loss), 3) if loss is not None and loss >= 0 else None,
                                    "accuracy_metrics": {k: rounded(v, 4) for k, v in metrics.items()}}
     if loss is None:
         return [Finding("metrics.loss_vs_accuracy", Severity.OK, "No loss logged to compare with accuracy",
@@ -62,7 +62,7 @@ def loss_vs_accuracy(
                         f"No accuracy-type metric logged (loss {loss:.4g}); nothing to compare", evidence=evidence, rule=rule)]
     worst_key, worst = min(metrics.items(), key=lambda kv: kv[1])
     evidence.update({"worst_metric": worst_key, "worst_accuracy": rounded(worst, 4)})
-    if loss <= LOW_LOSS and worst <= ACC_WARN:
+    if 0 <= loss <= LOW_LOSS and worst <= ACC_WARN:
         sev = Severity.FAIL if worst <= ACC_FAIL else Severity.WARN
         return [Finding(
             "metrics.loss_vs_accuracy", sev,

@@ -83,7 +83,7 @@ class TeacherForced:
     loss: float
 
 
-def _encode_causal(tokenizer: Any, prompt: str, target: str) -> tuple[list[int], list[int]]:
+def encode_causal(tokenizer: Any, prompt: str, target: str) -> tuple[list[int], list[int]]:
     p_ids = list(tokenizer(prompt)["input_ids"])
     eos = tokenizer.eos_token_id
     if p_ids and eos is not None and p_ids[-1] == eos and len(p_ids) > 1:
@@ -108,7 +108,7 @@ def teacher_force(model: Any, tokenizer: Any, prompt: str, target: str) -> Teach
             logits = out.logits[0]
             target_ids = labels
         else:
-            p_ids, t_ids = _encode_causal(tokenizer, prompt, target)
+            p_ids, t_ids = encode_causal(tokenizer, prompt, target)
             ids = torch.tensor([p_ids + t_ids], device=device)
             logits = model(input_ids=ids).logits[0, len(p_ids) - 1 : len(p_ids) + len(t_ids) - 1]
             target_ids = t_ids

@@ -160,6 +160,8 @@ def _top_n_finding(tok: TokenizerHandle, data: TokenizedData, all_counts: Counte
         "vocab_size_after": after_tok.vocab_size,
         "texts_measured": n,
     }
+    if tok.family == "byte-level BPE":
+        evidence["note"] = "byte-level BPE keeps the space before an added token as its own 'Ġ' piece, so each code still costs 2 ids"
     title = (f"adding the top {len(top):,} codes as tokens covers {pct(covered)} of code occurrences; "
              f"mean length {before:.1f} → {after:.1f} tokens")
     return Finding(PROBE, Severity.INFO, title, evidence=evidence, recipes=["add-code-tokens"] if fragmented else [],

@@ -88,19 +88,19 @@ def tiny_bart(vocab_size: int, seed: int = 0) -> Any:
     return BartForConditionalGeneration(cfg)
 
 
-def tiny_t5(vocab_size: int, seed: int = 0, tie: bool = True) -> Any:
+def tiny_t5(vocab_size: int, seed: int = 0) -> Any:
     import torch
     from transformers import T5Config, T5ForConditionalGeneration
 
     torch.manual_seed(seed)
     cfg = T5Config(
         vocab_size=vocab_size, d_model=32, d_kv=16, d_ff=64, num_layers=1, num_decoder_layers=1, num_heads=2,
-        pad_token_id=0, eos_token_id=2, decoder_start_token_id=0, dropout_rate=0.0, tie_word_embeddings=tie,
+        pad_token_id=0, eos_token_id=2, decoder_start_token_id=0, dropout_rate=0.0,
     )
     return T5ForConditionalGeneration(cfg)
 
 
-def tiny_llama(vocab_size: int, seed: int = 0, layers: int = 1) -> Any:
+def tiny_llama(vocab_size: int, seed: int = 0, layers: int = 1, tie: bool = False) -> Any:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -108,7 +108,7 @@ def tiny_llama(vocab_size: int, seed: int = 0, layers: int = 1) -> Any:
     cfg = LlamaConfig(
         vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=layers, num_attention_heads=2,
         num_key_value_heads=2, max_position_embeddings=64, pad_token_id=0, bos_token_id=1, eos_token_id=2,
-        tie_word_embeddings=False,
+        tie_word_embeddings=tie,
     )
     return LlamaForCausalLM(cfg)
 
@@ -301,21 +301,23 @@ KEYS = {"KEYA": "yes", "KEYB": "no"}
 
 
 def key_token_lines(n: int, seed: int = 0) -> list[tuple[str, str]]:
-    """(prompt, answer): six random fillers and one key token at a random place; the key alone sets the answer,
-    which always comes eighth (no cue token, so nothing but the key carries information about it)."""
+    """(prompt, answer): seven words, one of them maybe a key at a random place; the key alone sets the answer
+    (``none`` without a key, so the model must detect each key rather than the other's absence). The answer
+    always comes eighth: no cue token, nothing but the key carries information about it."""
     rng = random.Random(seed)
     out = []
     for _ in range(n):
-        words = rng.sample(FILLERS, 6)
-        key = rng.choice(list(KEYS))
-        words.insert(rng.randint(0, 6), key)
-        out.append((" ".join(words), KEYS[key]))
+        key = rng.choice([*KEYS, None])
+        words = rng.sample(FILLERS, 6 if key else 7)
+        if key:
+            words.insert(rng.randint(0, 6), key)
+        out.append((" ".join(words), KEYS[key] if key else "none"))
     return out
 
 
 @lru_cache(maxsize=1)
 def key_token_llama() -> tuple[Any, Any]:
-    lines = key_token_lines(400, seed=8)
+    lines = key_token_lines(3000, seed=8)
     tok = word_tokenizer([f"{p} {a}" for p, a in lines], "causal")
     model = tiny_llama(len(tok), layers=2)
     return train_causal(model, tok, [f"{p} {a}" for p, a in lines], steps=200, lr=5e-3), tok

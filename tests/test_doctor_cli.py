@@ -188,23 +188,6 @@ def test_report_falls_back_to_findings_recorded_during_training(tmp_path: Path, 
     assert [f["title"] for f in report["findings"]] == ["<v> p=0.4"]  # the last word of each probe
 
 
-def test_bare_checkpoint_runs_model_probes_and_saves_beside_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    import torch
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    torch.manual_seed(0)
-    ckpt = tmp_path / "models" / "tiny"
-    GPT2LMHeadModel(GPT2Config(vocab_size=32, n_positions=16, n_embd=16, n_layer=1, n_head=2)).save_pretrained(ckpt)
-    code, report = doctor_json([str(ckpt)], capsys)
-    assert code == 0
-    assert report["meta"]["kind"] == "checkpoint"
-    assert report["meta"]["suites"]["model"]["ran"]
-    assert any(f["probe"].startswith("model.") for f in report["findings"])
-    assert report["meta"]["suites"]["curves"]["ran"] is False
-    assert (tmp_path / "models" / "ehrdebug-doctor-tiny" / "report.json").is_file()
-    assert sorted(p.name for p in ckpt.iterdir()) == sorted(["config.json", "generation_config.json", "model.safetensors"])
-
-
 def test_hf_checkpoint_dir_uses_its_own_trainer_state(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out"
     ckpt = out / "checkpoint-240"
@@ -253,3 +236,11 @@ def test_config_thresholds_apply(tmp_path: Path, capsys: pytest.CaptureFixture[s
     capsys.readouterr()
     assert main(["doctor", str(run), "--config", str(bad)]) == 2
     assert "overfit_rise" in capsys.readouterr().err
+
+
+def test_a_caller_can_take_over_a_suite(tmp_path: Path) -> None:
+    from probes.doctor import diagnose
+
+    report = diagnose(hf_dir(tmp_path, "overfit_early_best"), skip={"curves": "run by the caller"})
+    assert not any(f.probe.startswith("curves.") for f in report.findings)
+    assert report.meta["suites"]["curves"] == {"ran": False, "reason": "run by the caller"}

@@ -103,3 +103,16 @@ def test_hub_id_offline_is_one_line() -> None:
     errors = [line for line in proc.stderr.splitlines() if line.startswith("ehrdebug: error:")]
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert len(errors) == 1 and "HF_HUB_OFFLINE" in errors[0] and "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_hub_path_goes_through_autotokenizer(tmp_path: Path) -> None:
+    """The hub branch is AutoTokenizer.from_pretrained; a saved local dir exercises it without a network."""
+    from transformers import PreTrainedTokenizerFast
+
+    from ehrdebug.tokenizers import _from_hub
+
+    PreTrainedTokenizerFast(tokenizer_file=str(TINY / "tokenizer.json")).save_pretrained(str(tmp_path))
+    tok = _from_hub(str(tmp_path))
+    assert tok.source == "hub (AutoTokenizer)" and tok.family == "byte-level BPE" and tok.hf is not None
+    assert tok.pieces("<demo>") == ["<", "de", "m", "o", ">"]

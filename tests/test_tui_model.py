@@ -44,7 +44,7 @@ def test_live_state_feed_is_incremental() -> None:
     assert state.state == "finished" and len(state.alerts) == 1
     assert not state.feed([{"t": 10.0, "step": 11, "kind": "alert", "severity": "warn", "message": "x"}])  # a line seen twice
     labels = dict(state.summary_lines())
-    assert labels["step"].startswith("11/100") and labels["best eval"] == "1.5 @11"
+    assert labels["step"] == "11/100" and labels["best val"] == "1.5 @11"
 
 
 def test_config_differences_and_final_metrics() -> None:

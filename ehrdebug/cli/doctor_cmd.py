@@ -7,9 +7,15 @@ a usage error.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import typer
 
 from ehrdebug.cli.common import FAIL_ON_HELP, FORMAT_HELP
+
+if TYPE_CHECKING:
+    from ehrdebug.findings import Report
 
 SINGLE_COMMAND = True
 app = typer.Typer()
@@ -27,7 +33,6 @@ def doctor(
     """Diagnose a run or checkpoint: curves, metrics, data, tokenizer and model probes, ranked."""
     from ehrdebug.cli.common import emit_report, parse_fail_on
     from ehrdebug.report.render import FORMATS
-    from probes.doctor import diagnose
     from probes.doctor_reports import save_report
 
     if fmt not in FORMATS:  # fail before minutes of probing, not after
@@ -35,7 +40,7 @@ def doctor(
 
         raise UserError(f"unknown --format {fmt!r} (expected one of: {', '.join(FORMATS)})")
     parse_fail_on(fail_on)
-    report = diagnose(path, data=data, config=config)
+    report = _diagnose()(path, data=data, config=config)
     try:
         folder = save_report(report, path)
         typer.echo(f"ehrdebug: report saved to {folder}", err=True)
@@ -43,3 +48,17 @@ def doctor(
         typer.echo(f"ehrdebug: note: report not saved ({exc})", err=True)
     code = emit_report(report, fmt, fail_on, output)
     raise typer.Exit(code)
+
+
+def _diagnose() -> Callable[..., Report]:
+    """The run-aware doctor of ``recipes.fixes.diagnosis`` (a recipe run's model probes use its own decoding
+    settings, as ``ehrdebug fix`` and the demo judge it), else the plain ``probes.doctor.diagnose``."""
+    try:
+        from recipes.fixes.diagnosis import diagnose_run
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("recipes.fixes.diagnosis", "recipes.fixes", "recipes"):
+            raise
+        from probes.doctor import diagnose
+
+        return diagnose
+    return diagnose_run

@@ -284,15 +284,20 @@ class LiveState:
         best = self.best_eval()
         sps = self.steps_per_second()
         progress = f"{self.last_step}" + (f"/{self.total_steps}" if self.total_steps else "")
+        epoch = "-"
         if self.last_epoch is not None:
-            progress += f"  ep {self.last_epoch:.2f}" + (f"/{fmt_num(self.total_epochs)}" if self.total_epochs else "")
+            epoch = f"{self.last_epoch:.2f}" + (f"/{fmt_num(self.total_epochs)}" if self.total_epochs else "")
+        speed = f"{sps:.2f} it/s" if sps else "-"
+        if self.samples_per_second:
+            speed += f" {self.samples_per_second:.0f}/s"
         return [
             ("state", self.state or "-"),
             ("step", progress),
+            ("epoch", epoch),
             ("loss", fmt_num(loss)),
-            ("best eval", f"{fmt_num(best[2])} @{best[1]}" if best else "-"),
+            ("best val", f"{fmt_num(best[2])} @{best[1]}" if best else "-"),
             ("lr", fmt_num(self.lr)),
-            ("speed", (f"{sps:.2f} it/s" if sps else "-") + (f"  {self.samples_per_second:.1f} samp/s" if self.samples_per_second else "")),
+            ("speed", speed),
             ("ETA", fmt_duration(self.eta_seconds()) if self.state not in ("finished", "crashed") else "-"),
             ("updated", fmt_age(self.last_t)),
         ]

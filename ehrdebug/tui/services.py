@@ -55,8 +55,20 @@ def doctor_command(path: str | os.PathLike[str]) -> list[str]:
     return cli_command("doctor", str(path), "--format", "json")
 
 
+TRAIN_FALLBACK = (
+    "import sys; from recipes.train import load_config, run_training; "
+    "run_training(load_config(sys.argv[1], sys.argv[2:]))"
+)
+
+
 def train_command(config: str | os.PathLike[str], overrides: dict[str, Any]) -> list[str]:
-    return cli_command("train", str(config), *(f"{k}={v}" for k, v in overrides.items()))
+    """``ehrdebug train CONFIG key=value …``; where that command is not installed, the function it runs."""
+    import importlib.util
+
+    args = [str(config), *(f"{k}={v}" for k, v in overrides.items())]
+    if importlib.util.find_spec("ehrdebug.cli.train_cmd") is not None:
+        return cli_command("train", *args)
+    return [sys.executable, "-c", TRAIN_FALLBACK, *args]
 
 
 def spawn(cmd: list[str], log_path: str | os.PathLike[str] | None = None, cwd: str | None = None) -> subprocess.Popen[bytes]:

@@ -75,7 +75,7 @@ def generate(model: Any, tokenizer: Any, prompts: list[str], config: dict[str, A
 def evaluate(model: Any, tokenizer: Any, records: list[dict[str, Any]], config: dict[str, Any], device: Any,
              codes: set[str] | None, prefix: str = "eval") -> tuple[dict[str, float], list[dict[str, Any]]]:  # fmt: skip
     """Generation metrics on ``records``: grammar validity, real-code rate, P(<v> | <demo>), P(EOS)."""
-    records = records[: config["num_eval_generations"]]
+    records = records[: config["num_eval_generations"] if prefix == "eval" else config["num_test_generations"]]
     prompts = [r["prompt"] for r in records]
     texts = generate(model, tokenizer, prompts, config, device)
     score = score_generations(texts, codes)

@@ -82,6 +82,8 @@ DEFAULTS: dict[str, Any] = {
     "num_eval_generations": 32,  # validation prompts generated at each evaluation
     "num_log_samples": 4,  # of which logged as samples
     "final_test": True,  # after training: generate on the test split with the best weights
+    "num_test_generations": 64,  # test records generated at the end (null = all)
+    "model_probes": False,  # run probes.model_suite.run_model_probes at each evaluation (slower)
     "use_lora": False,
     "lora": {"r": 8, "alpha": 16, "dropout": 0.05, "target_modules": ["q_proj", "v_proj"], "modules_to_save": []},
     "generation": GENERATION_DEFAULTS,

@@ -59,7 +59,7 @@ def _repeats(text: str) -> bool:
 def evaluate(model: Any, tokenizer: Any, records: list[dict[str, Any]], config: dict[str, Any], device: Any,
              codes: set[str] | None = None, prefix: str = "eval") -> tuple[dict[str, float], list[dict[str, Any]]]:  # fmt: skip
     """Exact-match accuracy (case and punctuation ignored), empty outputs, repetitions, input echoes."""
-    records = records if prefix != "eval" else records[: config["num_eval_generations"]]
+    records = records[: config["num_eval_generations"] if prefix == "eval" else config["num_test_generations"]]
     outputs = generate(model, tokenizer, [r["input"] for r in records], config, device)
     n = max(len(records), 1)
     correct = [normalize(o) == normalize(r["output"]) for o, r in zip(outputs, records, strict=True)]

@@ -52,6 +52,13 @@ def top_codes(targets: list[str], structural: set[str], n: int) -> list[str]:
     return [code for code, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:n]]
 
 
+def _space_marked(tokenizer: Any) -> bool:
+    """Byte-level BPE folds the preceding space into a word (``Ġ250``); such tokenizers get codes
+    registered with their leading space so ``" 250.00"`` is one token and still decodes with its space."""
+    ids = tokenizer(" a", add_special_tokens=False)["input_ids"]
+    return len(ids) == 1 and tokenizer.convert_ids_to_tokens(ids)[0].startswith("Ġ")
+
+
 def add_tokens(model: Any, tokenizer: Any, special: list[str], codes: list[str], init: str, seed: int = 0) -> dict[str, Any]:
     """Register ``special`` (as special tokens) and ``codes`` (as whole words), resize, initialise rows.
 
@@ -61,9 +68,14 @@ def add_tokens(model: Any, tokenizer: Any, special: list[str], codes: list[str],
     from tokenizers import AddedToken
 
     base_vocab = len(tokenizer)
+    code_tokens = [f" {c}" for c in codes] if codes and _space_marked(tokenizer) else list(codes)
+    described = {t: tokenizer(DESCRIPTIONS.get(t, t), add_special_tokens=False)["input_ids"] for t in list(special) + code_tokens}
     n_special = tokenizer.add_tokens([AddedToken(t, special=True, normalized=False) for t in special], special_tokens=True) if special else 0
-    n_codes = tokenizer.add_tokens([AddedToken(c, single_word=True, normalized=False) for c in codes]) if codes else 0
-    added = [t for t in list(special) + list(codes) if tokenizer.convert_tokens_to_ids(t) >= base_vocab]
+    # leading-space codes cannot use single_word (the char before the space is a word char); added
+    # tokens match leftmost-longest, so " 414.01" still wins over " 41" when both are registered
+    spaced = code_tokens != list(codes)
+    n_codes = tokenizer.add_tokens([AddedToken(c, single_word=not spaced, normalized=False) for c in code_tokens]) if codes else 0
+    added = [t for t in list(special) + code_tokens if tokenizer.convert_tokens_to_ids(t) >= base_vocab]
     info: dict[str, Any] = {"base_vocab_size": base_vocab, "added": len(added), "special_added": n_special,
                             "codes_added": n_codes, "init": init}  # fmt: skip
     if not added:
@@ -82,8 +94,7 @@ def add_tokens(model: Any, tokenizer: Any, special: list[str], codes: list[str],
             elif init == "mean":
                 emb[row] = mean
             else:  # description: mean of the pretrained pieces of a short description of the token
-                text = DESCRIPTIONS.get(token, token)
-                ids = [i for i in tokenizer(text, add_special_tokens=False)["input_ids"] if i < base_vocab]
+                ids = [i for i in described[token] if i < min(base_vocab, old_rows)]
                 emb[row] = trained[ids].mean(dim=0) if ids else mean
         head = model.get_output_embeddings()
         if head is not None and head.weight.data_ptr() != emb.data_ptr():

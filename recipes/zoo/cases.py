@@ -15,7 +15,7 @@ T5 = "t5_diagnosis_small"
 # shared by every BART case: a few hundred records, short evaluations, no test pass
 TINY_BART: tuple[str, ...] = (
     "data.max_train=192", "num_eval_generations=8", "num_log_samples=2", "final_test=false", "keep_checkpoints=1",
-    "max_minutes=0.75", "add_code_tokens=250",
+    "max_minutes=0.75", "add_code_tokens=250", "max_length=192",
 )
 TINY_T5: tuple[str, ...] = (
     "num_eval_generations=12", "num_log_samples=2", "final_test=false", "keep_checkpoints=1", "max_minutes=0.75",

@@ -81,14 +81,19 @@ def _save_report(report: Report, path: Path) -> None:
     path.write_text(json.dumps(report.to_dict(), indent=2, default=str) + "\n", encoding="utf-8")
 
 
-def run_case(case: Case, out: str | os.PathLike[str], extra: list[str] | None = None) -> CaseRun:
-    """Train the broken run of ``case`` under ``out/broken`` and diagnose it."""
+def run_case(case: Case, out: str | os.PathLike[str], extra: list[str] | None = None,
+             data_root: str | os.PathLike[str] | None = None) -> CaseRun:
+    """Train the broken run of ``case`` under ``out/broken`` (on the zoo's small data root) and diagnose it."""
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     run_dir = out_dir / "broken"
     if run_dir.exists():
         raise UserError(f"{run_dir} already exists; choose a new --out")
-    config = build_config(case, extra)
+    from recipes.zoo.data import tiny_root
+
+    root = tiny_root(Path(data_root) if data_root else out_dir.parent / "zoo-data")
+    config = build_config(case, [f"data.root={root.resolve()}", *(extra or [])])
+    (out_dir / "broken.config.json").write_text(json.dumps(config, indent=2, default=str) + "\n", encoding="utf-8")
     start = time.time()
     run_dir, crashed = _train(config, run_dir)
     if crashed and not case.expect_crash:

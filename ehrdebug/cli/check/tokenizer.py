@@ -6,10 +6,16 @@ loaded with the ``tokenizers`` library or a transformers tokenizer class (see ``
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from ehrdebug.cli.check import app
 from ehrdebug.cli.common import FAIL_ON_HELP, FORMAT_HELP
+
+if TYPE_CHECKING:
+    from ehrdebug.findings import Finding
+    from ehrdebug.io.tables import ReadStats
 
 
 @app.command("tokenizer")
@@ -72,12 +78,11 @@ def check_tokenizer(
     raise typer.Exit(emit_report(report, fmt, fail_on, output))
 
 
-def _input_finding(path: str, stats: object, n_texts: int, subject: str) -> object:
+def _input_finding(path: str, stats: ReadStats, n_texts: int, subject: str) -> Finding:
+    """What was read: all of the file, or a sample (and why reading stopped)."""
     from ehrdebug.findings import Finding, Severity
-    from ehrdebug.io.tables import ReadStats
     from probes.tokenizer_common import SAMPLE_SIZE
 
-    assert isinstance(stats, ReadStats)
     evidence = {"texts": n_texts, "read": stats.summary(), "file_bytes": stats.file_bytes,
                 "texts_analysed_in_detail": min(n_texts, SAMPLE_SIZE)}
     if stats.complete:

@@ -41,6 +41,7 @@ class RunsScreen(Screen[None]):
         self.runs: dict[str, Any] = {}
         self.rows: dict[str, RunRow] = {}
         self.marked: list[str] = []
+        self._computed: dict[str, tuple[float, float, float]] = {}  # path -> (mtime, when, seconds it took)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -58,18 +59,39 @@ class RunsScreen(Screen[None]):
             self._start()
 
     def on_screen_resume(self) -> None:
-        if self.lazy:
+        if self.lazy and self.app.screen is self:
             self.lazy = False
             self._start()
 
     def _start(self) -> None:
         self.action_refresh()
         if self.refresh_every:
-            self.set_interval(self.refresh_every, self.action_refresh)
+            self.set_interval(self.refresh_every, self._tick)
+
+    def _tick(self) -> None:
+        if self.app.screen is not self:  # no background re-reads while another screen covers the list
+            return
+        from ehrdebug.runstore.reader import STALE_AFTER_S
+
+        now = time.time()
+        for row in list(self.rows.values()):  # ages move on, and a silent live run turns stale
+            if row.status == "live" and now - row.last_update > STALE_AFTER_S:
+                row.status = "stale"
+            self._put_row(row)
+        self._load()
 
     # -- loading --------------------------------------------------------------------------------
     def action_refresh(self) -> None:
+        self._computed.clear()
         self._load()
+
+    def _due(self, run: Any) -> bool:
+        """Recompute a row only when its run changed, and a slow one (a huge log) less often."""
+        last = self._computed.get(str(run.path))
+        if last is None:
+            return True
+        mtime, when, cost = last
+        return float(run.last_update or 0) != mtime and time.monotonic() - when > max(self.refresh_every, 10 * cost)
 
     @work(thread=True, exclusive=True, group="runs-load")
     def _load(self) -> None:
@@ -90,7 +112,12 @@ class RunsScreen(Screen[None]):
             if str(run.path) not in self.rows:
                 self.app.call_from_thread(self._put_row, row)
         for run in runs:
-            self.app.call_from_thread(self._put_row, run_row(run, _display_name(run.path, self.root)))
+            if not self._due(run):
+                continue
+            started = time.monotonic()
+            row = run_row(run, _display_name(run.path, self.root))
+            self._computed[str(run.path)] = (row.last_update, time.monotonic(), time.monotonic() - started)
+            self.app.call_from_thread(self._put_row, row)
         n = len(runs)
         self.app.call_from_thread(self._set_status, f"{n} run{'s' if n != 1 else ''}" if n else "no runs found here")
 
