@@ -51,8 +51,9 @@ def overfitting(history: History, config: EhrDebugConfig | None = None) -> list[
     h = prepared(history)
     thr = _cfg(config).threshold("overfit_rise")
     rule = (
-        f"median of the last 3 evaluations at least {thr:.0%} above the (3-point median) best, over at least 2 "
-        f"evaluations after it, while the training loss kept falling; {OVERFIT_FAIL_FACTOR * thr:.0%} over 3+ is a failure"
+        f"median of the last 3 evaluations at least {thr:.0%} above the (3-point median) best, with a rising trend "
+        f"(Kendall tau > 0) over at least 2 evaluations after it, while the training loss kept falling; "
+        f"{OVERFIT_FAIL_FACTOR * thr:.0%} over 3+ evaluations is a failure"
     )
     if not h.evals:
         return [Finding("curves.overfitting", Severity.INFO, "No validation loss logged: overfitting cannot be judged",

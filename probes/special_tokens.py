@@ -224,6 +224,9 @@ def special_token_probability(
         "top_k_first_position": top_k_table(tokenizer, mean_first, top_k),
         "structural_tokens": token_table,
     }
+    watch = {**structural, **{i: piece(tokenizer, i) for i in (
+        tokenizer.pad_token_id, tokenizer.eos_token_id, end_id) if i is not None}}
+    evidence["first_position_probs"] = {name: round(float(mean_first[tid]), 6) for tid, name in sorted(watch.items())}
     if missing_structural:
         evidence["not_single_tokens"] = missing_structural
     findings: list[Finding] = []

@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
+import pytest
+
 
 @contextmanager
 def one_thread() -> Iterator[None]:
@@ -169,6 +171,13 @@ def train_causal(model: Any, tok: Any, texts: list[str], steps: int, lr: float =
             opt.step()
     model.eval()
     return model
+
+
+@pytest.fixture(autouse=True)
+def single_thread() -> Iterator[None]:
+    """Autouse in the model tests (imported there): contended threads make tiny-model steps ~30x slower."""
+    with one_thread():
+        yield
 
 
 # ------------------------------------------------------------------ cached scenarios

@@ -244,3 +244,32 @@ def test_a_caller_can_take_over_a_suite(tmp_path: Path) -> None:
     report = diagnose(hf_dir(tmp_path, "overfit_early_best"), skip={"curves": "run by the caller"})
     assert not any(f.probe.startswith("curves.") for f in report.findings)
     assert report.meta["suites"]["curves"] == {"ran": False, "reason": "run by the caller"}
+
+
+def test_report_on_a_run_finds_its_newest_doctor_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+
+    run = tmp_path / "run"
+    _log_fixture(run, "overfit_early_best")
+    main(["doctor", str(run)])
+    tui_copy = run / "artifacts" / "doctor-report.json"  # what the TUI keeps after re-running the doctor
+    data = json.loads((run / "artifacts" / "doctor" / "report.json").read_text())
+    data["findings"] = data["findings"][:1]
+    tui_copy.write_text(json.dumps(data))
+    os.utime(tui_copy, (tui_copy.stat().st_mtime + 5,) * 2)
+    capsys.readouterr()
+    main(["report", str(run), "--format", "json"])
+    assert len(json.loads(capsys.readouterr().out)["findings"]) == 1
+
+
+def test_console_entry_point_exit_codes(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    run = hf_dir(tmp_path, "diverged")
+    cmd = [sys.executable, "-m", "ehrdebug", "doctor", str(run), "--format", "github"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr
+    assert "::error title=curves.divergence::" in done.stdout
+    missing = subprocess.run([*cmd[:4], str(tmp_path / "nope")], capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and missing.stderr.strip().startswith("ehrdebug: error: path not found")

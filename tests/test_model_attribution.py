@@ -10,6 +10,7 @@ from probes.attribution import attribution, token_attributions
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import model_fixtures as mf  # noqa: E402
+from model_fixtures import single_thread  # noqa: E402,F401
 
 
 def test_key_token_ranks_first():

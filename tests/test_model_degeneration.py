@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 
 from ehrdebug.findings import Severity
+from ehrdebug.recipe_ids import ALL
 from probes.degeneration import degeneration, is_echo, repetition_loop
 from probes.generation import generate_outputs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import model_fixtures as mf  # noqa: E402
+from model_fixtures import single_thread  # noqa: E402,F401
 
 INPUTS = [e["input"] for e in mf.diagnosis_examples(6, seed=99)]
 
@@ -60,6 +62,7 @@ def test_truncated_inputs_give_one_output_for_every_input():
 
 def test_missing_prefix_echoes_the_input_and_healthy_is_ok():
     findings, _ = _run("prefix")
+    assert all(r in ALL for f in findings for r in f.recipes)
     echo = _issue(findings, "input echo")
     assert echo and echo[0].severity == Severity.FAIL and echo[0].recipes == ["add-task-prefix"]
     healthy, gen = _run("healthy", [f"{mf.PREFIX} {t}" for t in INPUTS])

@@ -13,6 +13,7 @@ from probes.embeddings import load_keys, new_embeddings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import model_fixtures as mf  # noqa: E402
+from model_fixtures import single_thread  # noqa: E402,F401
 
 
 def test_random_rows_are_told_from_mean_rows():

@@ -13,6 +13,7 @@ from probes.generation import decoding_kwargs, generate_outputs, tf_vs_sampling
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import model_fixtures as mf  # noqa: E402
+from model_fixtures import single_thread  # noqa: E402,F401
 
 CFG = EhrDebugConfig(structural_tokens=["<demo>", "<v>", "<\\v>", "<END>"], end_token="<END>")
 HELD_OUT = mf.ehr_examples(8, seed=9)

@@ -10,6 +10,7 @@ from probes.runtime import MambaRuntimeFacts, gather_mamba_facts, judge_mamba_fa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import model_fixtures as mf  # noqa: E402
+from model_fixtures import single_thread  # noqa: E402,F401
 
 
 def test_gather_on_a_real_cpu_mamba():

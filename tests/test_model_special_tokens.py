@@ -13,6 +13,7 @@ from probes.special_tokens import example_pair, special_token_probability
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import model_fixtures as mf  # noqa: E402
+from model_fixtures import single_thread  # noqa: E402,F401
 
 CFG = EhrDebugConfig(structural_tokens=["<demo>", "<v>", "<\\v>", "<END>"], end_token="<END>")
 HELD_OUT = mf.ehr_examples(8, seed=9)
@@ -36,6 +37,8 @@ def test_random_new_tokens_in_copy_pretrained_bart_fail():
     assert all(row["new"] and row["mean_prob"] < 0.01 for row in ev["structural_tokens"])
     assert "init-new-embeddings-mean" in fail[0].recipes
     assert fail[0].examples[0]["expected"] == "<v>" and fail[0].examples[0]["rank"] > 1
+    first = ev["first_position_probs"]  # seed 000's "after prompt, probability of <v> / <END> / PAD / EOS"
+    assert set(first) >= {"<v>", "<END>", "<pad>", "</s>"} and first["<v>"] < 0.01
 
 
 def test_pretrained_eos_dominates_after_demo():

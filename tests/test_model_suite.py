@@ -9,10 +9,12 @@ import pytest
 
 from ehrdebug.config import EhrDebugConfig
 from ehrdebug.findings import Severity
+from ehrdebug.recipe_ids import ALL
 from probes.model_suite import run_model_probes
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import model_fixtures as mf  # noqa: E402
+from model_fixtures import single_thread  # noqa: E402,F401
 
 CFG = EhrDebugConfig(structural_tokens=["<demo>", "<v>", "<\\v>", "<END>"], end_token="<END>")
 
@@ -27,6 +29,8 @@ def test_suite_on_eos_dominated_model():
     assert not any("could not run" in f.title for f in findings), [f.title for f in findings]
     fails = [f for f in findings if f.severity == Severity.FAIL]
     assert any("block-pretrained-eos" in f.recipes for f in fails)
+    assert all(r in ALL for f in findings for r in f.recipes)
+    assert all(f.to_dict()["evidence"] is not None for f in findings)  # JSON-safe
 
 
 @pytest.mark.slow

@@ -11,6 +11,7 @@ from probes.task_prefix import common_prefix, task_prefix
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import model_fixtures as mf  # noqa: E402
+from model_fixtures import single_thread  # noqa: E402,F401
 
 EX = mf.diagnosis_examples(6, seed=99)
 TRAIN = [f"{mf.PREFIX} {e['input']}" for e in mf.diagnosis_examples(20, seed=11)]

@@ -11,6 +11,7 @@ from probes.trainable import trainable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import model_fixtures as mf  # noqa: E402
+from model_fixtures import single_thread  # noqa: E402,F401
 
 
 def _lora(model, modules_to_save=None):

@@ -81,7 +81,7 @@ async def test_fix_apply_retrain_follow_compare(tmp_path: Path) -> None:
         live = app.screen
         await _wait(pilot, lambda: live.state is not None and live.state.state in ("finished", "crashed"), 900)
         assert live.state.state == "finished", (fix.result.out_dir / "train.log").read_text()[-2000:]
-        assert live.state.last_step == 4
+        assert live.state.history.evals["eval_loss"].steps[-1] == 4 and live.state.history.train.values
         await pilot.press("escape")
         await _wait(pilot, lambda: type(app.screen).__name__ == "FixScreen", 10)
         await pilot.press("c")
@@ -89,4 +89,4 @@ async def test_fix_apply_retrain_follow_compare(tmp_path: Path) -> None:
         cmp = app.screen
         config_keys = [cmp.query_one("#cmp-config").get_row_at(i)[0] for i in range(cmp.query_one("#cmp-config").row_count)]
         assert "special_tokens" in config_keys and "early_stopping.patience" in config_keys
-        assert fix.proc is not None and fix.proc.poll() == 0
+        assert fix.proc is not None and fix.proc.wait(300) == 0

@@ -133,10 +133,25 @@ def run_aware_model_findings(path: Path) -> list[Finding] | None:
     if config["recipe"] == "t5_diagnosis":
         prefix = config["task_prefix"] if config.get("inference_prefix") is None else config["inference_prefix"]
         records = [{**r, "input": f"{prefix or ''}{r['input']}"} for r in records]
+    elif config.get("decoder_prompt"):
+        # the decoder writes the whole line ("56 ASIAN M <demo> <v> ... <END>"): that is the target it learned
+        records = [{**r, "target": r.get("text") or f"{r['prompt']} {r['target']}"} for r in records]
     codes = D.code_vocabulary(config) if task.TASK == "seq2seq" else None
     base_vocab = (info.get("tokens") or {}).get("base_vocab_size")
     return run_model_probes(
         model, tokenizer, records, task.probe_config(config), base_vocab_size=base_vocab,
-        generation_kwargs=generation_kwargs(tokenizer, model, config), code_vocabulary=codes,
-        max_examples=MAX_RECORDS, with_attribution=False,
+        reference_state=initial_state(config), generation_kwargs=generation_kwargs(tokenizer, model, config),
+        code_vocabulary=codes, max_examples=MAX_RECORDS, with_attribution=False,
     )
+
+
+def initial_state(config: dict[str, Any]) -> dict[str, Any] | None:
+    """The weights the run started from (base + added tokens, initialised as configured, same seed): the
+    reference that tells how new rows were initialised and whether they moved."""
+    from recipes.train.loop import _setup
+
+    try:
+        _, model, _, _ = _setup(config, None)
+    except Exception:  # a base that cannot be rebuilt here (a hub id offline): judge on current weights
+        return None
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}

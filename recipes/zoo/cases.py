@@ -15,7 +15,7 @@ T5 = "t5_diagnosis_small"
 # shared by every BART case: a few hundred records, short evaluations, no test pass
 TINY_BART: tuple[str, ...] = (
     "data.max_train=192", "num_eval_generations=8", "num_log_samples=2", "final_test=false", "keep_checkpoints=1",
-    "max_minutes=0.75", "add_code_tokens=250", "max_length=192",
+    "max_minutes=0.75", "add_code_tokens=250", "max_length=192", "decoder_prompt=false",
 )
 TINY_T5: tuple[str, ...] = (
     "num_eval_generations=12", "num_log_samples=2", "final_test=false", "keep_checkpoints=1", "max_minutes=0.75",
@@ -31,7 +31,7 @@ CASES_LIST: list[Case] = [
         probe="",
         fix="",
         config=HEALTHY_BART,
-        overrides=TINY_BART + ("epochs=6", "eval_every=12"),
+        overrides=TINY_BART + ("batch_size=8", "lr=2e-3", "epochs=20", "eval_every=60", "max_minutes=2.0"),
     ),
     Case(
         name="fragmented-structural-token",
