@@ -32,6 +32,20 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "near_zero_loss": 0.005,
     # curves.overfitting: relative rise of eval loss over its best that counts as overfitting
     "overfit_rise": 0.05,
+    # curves.memorization: validation loss this many times the training loss warns / fails
+    "memorization_gap_warn": 3.0,
+    "memorization_gap_fail": 10.0,
+    # curves.divergence: robust z-score of a log-loss jump that counts as a spike
+    "spike_z": 6.0,
+    # curves.stalled: relative drop from the initial loss under which nothing was learnt (fail / warn)
+    "stall_drop_fail": 0.02,
+    "stall_drop_warn": 0.05,
+    # curves.undertrained: relative fall of validation loss over the last evaluations
+    "still_falling": 0.02,
+    # metrics.loss_vs_accuracy: loss under which the model is confident; accuracy under which it warns / fails
+    "low_loss": 0.223,
+    "accuracy_warn": 0.5,
+    "accuracy_fail": 0.1,
 }
 
 

@@ -29,17 +29,11 @@ from probes.curves_stats import (
 
 # Fixed factors (relative, unitless); the tunable thresholds live in EhrDebugConfig.thresholds.
 OVERFIT_FAIL_FACTOR = 3.0  # a rise of 3x ``overfit_rise`` over >= 3 evaluations is a failure
-GAP_WARN_RATIO = 3.0  # validation loss this many times the training loss: memorising
-GAP_FAIL_RATIO = 10.0
 GAP_MIN_NATS = 0.1  # ... and at least this far apart, so two near-zero losses never count
-SPIKE_Z = 6.0  # robust z-score of a log-loss jump over the previous points
 SPIKE_RATIO = 1.5  # ... that is also at least this many times the recent level
 EXPLODE_RATIO = 1.1  # ending above the starting loss (and at least 2x the best): diverged
 UNRECOVERED_RATIO = 2.0  # ending at 2x the level before the first spike: it never recovered
-STALL_FAIL_DROP = 0.02  # relative drop from the initial loss under which nothing was learnt
-STALL_WARN_DROP = 0.05
 PLATEAU_RATIO = 1.5  # ending flat at this multiple of the best training loss
-STILL_FALLING = 0.02  # relative fall of validation loss over the last evaluations: stopped too early
 
 
 def _cfg(config: EhrDebugConfig | None) -> EhrDebugConfig:
@@ -117,7 +111,9 @@ def overfitting(history: History, config: EhrDebugConfig | None = None) -> list[
 def memorization(history: History, config: EhrDebugConfig | None = None) -> list[Finding]:
     """Training loss near zero, or far below what the validation loss supports."""
     h = prepared(history)
-    near_zero = _cfg(config).threshold("near_zero_loss")
+    cfg = _cfg(config)
+    near_zero = cfg.threshold("near_zero_loss")
+    GAP_WARN_RATIO, GAP_FAIL_RATIO = cfg.threshold("memorization_gap_warn"), cfg.threshold("memorization_gap_fail")  # noqa: N806
     rule = (
         f"training loss (median of last 3 logs) under {near_zero} with no validation to back it is a warning; "
         f"validation loss >= {GAP_WARN_RATIO:g}x training loss and {GAP_MIN_NATS} apart is a warning, "
@@ -157,6 +153,7 @@ def memorization(history: History, config: EhrDebugConfig | None = None) -> list
 def divergence(history: History, config: EhrDebugConfig | None = None) -> list[Finding]:
     """NaN/inf losses, sudden spikes (robust z-score on log loss) and explosion above the starting loss."""
     h = prepared(history)
+    SPIKE_Z = _cfg(config).threshold("spike_z")  # noqa: N806
     rule = (
         f"any NaN/inf loss fails; a spike is a log-loss jump over the previous 3 points with robust z >= {SPIKE_Z:g} "
         f"and >= {SPIKE_RATIO}x (warns); ending >= {EXPLODE_RATIO}x the starting loss and >= 2x the best, or "
@@ -215,6 +212,8 @@ def divergence(history: History, config: EhrDebugConfig | None = None) -> list[F
 def stalled(history: History, config: EhrDebugConfig | None = None) -> list[Finding]:
     """No decrease from the initial loss, or a flat plateau far above the best loss seen."""
     h = prepared(history)
+    cfg = _cfg(config)
+    STALL_FAIL_DROP, STALL_WARN_DROP = cfg.threshold("stall_drop_fail"), cfg.threshold("stall_drop_warn")  # noqa: N806
     rule = (
         f"relative drop from the first 3 logs to the best loss under {STALL_FAIL_DROP:.0%} fails, under {STALL_WARN_DROP:.0%} "
         f"warns; a flat last quarter at >= {PLATEAU_RATIO}x the best training loss warns"
@@ -250,6 +249,7 @@ def stalled(history: History, config: EhrDebugConfig | None = None) -> list[Find
 def undertrained(history: History, config: EhrDebugConfig | None = None) -> list[Finding]:
     """Training stopped while validation loss was still clearly falling (seed 004)."""
     h = prepared(history)
+    STILL_FALLING = _cfg(config).threshold("still_falling")  # noqa: N806
     rule = (f"the last evaluation is the best and validation loss fell >= {STILL_FALLING:.0%} over the last "
             "(up to 3) evaluations")
     if not h.evals:

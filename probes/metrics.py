@@ -15,9 +15,6 @@ from ehrdebug.findings import Finding, Severity
 from ehrdebug.runstore.history import History
 from probes.curves_stats import finite_pairs, rounded, tail_level
 
-LOW_LOSS = 0.223  # exp(-0.223) = 0.80: the model gives the reference token >= 80% under teacher forcing
-ACC_WARN = 0.5
-ACC_FAIL = 0.1
 _ACC = re.compile(r"(^|_)(accuracy|acc|exact_match|exact|em|strict_accuracy|strict)($|_)")
 
 
@@ -44,7 +41,10 @@ def loss_vs_accuracy(
 
     ``accuracy`` adds metrics measured elsewhere (e.g. strict accuracy of generated answers).
     """
-    del config  # thresholds here are fixed by the loss/probability relation above
+    from ehrdebug.config import EhrDebugConfig
+
+    cfg = config or EhrDebugConfig()
+    LOW_LOSS, ACC_WARN, ACC_FAIL = (cfg.threshold(k) for k in ("low_loss", "accuracy_warn", "accuracy_fail"))  # noqa: N806
     rule = (f"loss <= {LOW_LOSS} (>= {math.exp(-LOW_LOSS):.0%} per reference token) with an accuracy metric "
             f"<= {ACC_WARN:.0%} warns, <= {ACC_FAIL:.0%} fails")
     h = history.normalized()
