@@ -58,8 +58,17 @@ def main() -> None:
                 await asyncio.sleep(args.seconds / 2)
                 idle = (time.process_time() - c0) / (time.perf_counter() - t0)
                 writer = subprocess.Popen(
-                    [sys.executable, "-c", WRITER, str(events), str(args.rate), str(args.seconds), str(args.existing)],
-                    stdout=subprocess.PIPE, text=True,
+                    [
+                        sys.executable,
+                        "-c",
+                        WRITER,
+                        str(events),
+                        str(args.rate),
+                        str(args.seconds),
+                        str(args.existing),
+                    ],
+                    stdout=subprocess.PIPE,
+                    text=True,
                 )
                 c0, t0 = time.process_time(), time.perf_counter()
                 await asyncio.sleep(args.seconds)
@@ -67,9 +76,13 @@ def main() -> None:
                 last = int(writer.communicate()[0].strip() or 0)
                 await pilot.pause(1.5)
                 print(f"idle (nothing written): {100 * idle:.1f}% of one core")
-                print(f"following {args.rate:.0f} lines/s on top of {args.existing:,} lines: {100 * busy:.1f}% of one core")
-                print(f"writer reached step {last}, screen shows step {live.state.last_step} "
-                      f"(tail offset {live.tail.offset:,} of {events.stat().st_size:,} bytes)")
+                print(
+                    f"following {args.rate:.0f} lines/s on top of {args.existing:,} lines: {100 * busy:.1f}% of one core"
+                )
+                print(
+                    f"writer reached step {last}, screen shows step {live.state.last_step} "
+                    f"(tail offset {live.tail.offset:,} of {events.stat().st_size:,} bytes)"
+                )
 
         asyncio.run(run())
 

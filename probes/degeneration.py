@@ -49,13 +49,18 @@ def degeneration(
     end_token: str | None = None,
     ended: list[bool] | None = None,
     stopped_on_foreign_eos: list[bool] | None = None,
+    echo_recipes: list[str] | None = None,
 ) -> list[Finding]:
-    """Detect constant, echoed, empty/all-PAD, looping and never-ending outputs."""
+    """Detect constant, echoed, empty/all-PAD, looping and never-ending outputs.
+
+    ``echo_recipes`` defaults to add-task-prefix (T5, seed 002); pass ``[]`` for models where an echo
+    has another cause (a copy-pretrained BART whose new tokens are untrained)."""
     n = len(outputs)
     if n == 0:
         return [Finding(PROBE, Severity.INFO, "no generated outputs to inspect")]
     norm = [" ".join(o.split()) for o in outputs]
     checks: list[tuple[str, list[int], list[str], str]] = []  # (issue, indices, recipes, explanation)
+    echo_recipes = ["add-task-prefix"] if echo_recipes is None else echo_recipes
     all_pad = []
     if output_ids is not None and pad_token_id is not None:
         all_pad = [i for i, ids in enumerate(output_ids) if ids and all(t == pad_token_id for t in ids)]
@@ -68,7 +73,7 @@ def degeneration(
     loops = {i: loop for i, o in enumerate(norm) if (loop := repetition_loop(o))}
     checks.append(("repetition loop", list(loops), ["anti-repetition-decoding"], f"an n-gram repeated {LOOP_REPEATS}+ times in a row"))
     echo = [i for i, (s, o) in enumerate(zip(inputs, norm, strict=False)) if is_echo(s, o)]
-    checks.append(("input echo", echo, ["add-task-prefix"], "the output is copied from the input"))
+    checks.append(("input echo", echo, echo_recipes, "the output is copied from the input"))
     counts = Counter(o for o in norm if o)
     top_out, top_n = counts.most_common(1)[0] if counts else ("", 0)
     distinct_inputs = len({" ".join(s.split()) for s in inputs})
@@ -84,7 +89,8 @@ def degeneration(
     checks.append(("never emits the end token", never, ["fix-truncation"], "generation ran to the length limit"))
 
     evidence: dict[str, Any] = {"n": n, "distinct_outputs": len(set(norm)), "distinct_inputs": distinct_inputs}
-    evidence.update({issue.replace(" ", "_"): round(len(idx) / n, 3) for issue, idx, _, _ in checks})
+    keys = ["all_pad", "empty", "repetition_loop", "input_echo", "constant_output", "stops_on_pretrained_eos", "never_ends"]
+    evidence.update({key: round(len(idx) / n, 3) for key, (_, idx, _, _) in zip(keys, checks, strict=True)})
     findings = []
     for issue, idx, recipes, why in checks:
         share = len(idx) / n

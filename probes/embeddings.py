@@ -271,3 +271,9 @@ def load_keys(model: Any, state_dict: dict[str, Any] | None = None, *, loading_i
     else:
         findings.append(Finding(PROBE, Severity.OK, "every key loaded", evidence, rule="no missing or unexpected keys"))
     return findings
+
+
+def load_and_check(model: Any, state_dict: dict[str, Any]) -> list[Finding]:
+    """Load ``state_dict`` into ``model`` (non-strict, in place) and tell harmless missing keys from losses."""
+    model.load_state_dict(state_dict, strict=False)
+    return load_keys(model, state_dict)

@@ -140,9 +140,11 @@ def tf_vs_sampling(
                                 "stopped_on_pretrained_eos": round(sum(gen.stopped_on_foreign_eos[:n]) / n, 4) if gen.stopped_on_foreign_eos else 0.0}
     if divs:
         pos = sorted(d["position"] for d in divs)
-        common = Counter((d["expected"], d["got"]) for d in divs).most_common(1)[0]
+        expected = Counter(d["expected"] for d in divs).most_common(1)[0]
+        got = Counter(d["got"] for d in divs).most_common(3)
         evidence["first_divergence"] = {"median_position": pos[len(pos) // 2], "diverged": len(divs),
-                                        "most_common": {"expected": common[0][0], "got": common[0][1], "count": common[1]}}
+                                        "expected_most_often": {"piece": expected[0], "count": expected[1]},
+                                        "got_most_often": [{"piece": p, "count": c} for p, c in got]}
     examples_out = [{"prompt": p, "target": t, "generated": g, **({"divergence": d} if d else {})}
                     for (p, t), g, d in zip(pairs[:4], gen.texts[:4],
                                             [_divergence(tokenizer, tf.target_ids, ids) for tf, ids in zip(tfs[:4], gen.ids[:4], strict=False)],

@@ -65,7 +65,8 @@ def run_model_probes(
         end_id, _ = end_token_ids(tokenizer, cfg)
         run("generation.degeneration", degeneration, gen.prompts, gen.texts, output_ids=gen.ids,
             pad_token_id=tokenizer.pad_token_id, end_token_id=end_id, ended=gen.ended,
-            stopped_on_foreign_eos=gen.stopped_on_foreign_eos)
+            stopped_on_foreign_eos=gen.stopped_on_foreign_eos,
+            echo_recipes=["add-task-prefix"] if getattr(model.config, "model_type", "") == "t5" else [])
     if cfg.task_prefix or getattr(model.config, "model_type", "") == "t5":
         run("model.task_prefix", task_prefix, prompts, cfg, model=model, tokenizer=tokenizer,
             generation_kwargs=generation_kwargs, max_examples=2)

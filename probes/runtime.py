@@ -55,7 +55,8 @@ def gather_mamba_facts(model: Any) -> MambaRuntimeFacts:
     if "mamba" not in model_type:
         return MambaRuntimeFacts(is_mamba=False, model_type=model_type)
     param = next(model.parameters())
-    module = sys.modules.get(type(model).__module__)
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model  # a peft wrapper
+    module = sys.modules.get(type(inner).__module__)
     facts = MambaRuntimeFacts(
         is_mamba=True, model_type=model_type, device=str(param.device), dtype=str(param.dtype).replace("torch.", ""),
         training=bool(model.training),
@@ -74,7 +75,12 @@ def judge_mamba_facts(facts: MambaRuntimeFacts) -> list[Finding]:
     if not facts.is_mamba:
         return [Finding(PROBE, Severity.OK, f"not a Mamba model ({facts.model_type or 'unknown'})", evidence)]
     resolved = facts.kernel_functions
-    fast = facts.transformers_fast_path if facts.transformers_fast_path is not None else (bool(resolved) and all(resolved.values()))
+    if facts.transformers_fast_path is not None:
+        fast = facts.transformers_fast_path
+    elif resolved:
+        fast = all(resolved.values())
+    else:  # no wrapper found (another transformers layout): fall back on what is importable
+        fast = all(facts.packages.get(p, False) for p in KERNEL_PACKAGES)
     missing_pkgs = [p for p in KERNEL_PACKAGES if not facts.packages.get(p)]
     slow_funcs = sorted(k for k, v in resolved.items() if not v)
     timing = ""

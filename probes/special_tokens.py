@@ -232,7 +232,15 @@ def special_token_probability(
     findings: list[Finding] = []
     new_ids = {row["id"] for row in token_table if row["new"]}
     if mean_exp < thr or low_tokens:
-        recipes = ["init-new-embeddings-mean", "warmup-new-embeddings"] if (new_ids or base_vocab_size is None) else []
+        first_ids = {tf.target_ids[first_content_position(tokenizer, tf.target_ids)] for tf in scored if tf.target_ids}
+        added = new_ids | ({i for i in first_ids if i >= base_vocab_size} if base_vocab_size is not None else set())
+        structural_involved = bool(low_tokens) or bool(first_ids & set(structural))
+        if added or (base_vocab_size is None and structural_involved):
+            recipes = ["init-new-embeddings-mean", "warmup-new-embeddings"]
+        else:
+            recipes = ["train-longer"]  # ordinary tokens the model has not learned to predict yet
+        if evidence["top_k_first_position"][0]["id"] == tokenizer.pad_token_id:
+            recipes = ["mask-label-padding"]  # PAD predicted where the answer starts: pad labels carried loss
         if missing_structural:
             recipes.insert(0, "register-structural-tokens")
         worst = min([mean_exp] + [r["mean_prob"] for r in low_tokens])
@@ -245,7 +253,7 @@ def special_token_probability(
                 f"expected token(s) {what} get p={worst:.6f}; the model prefers {top['piece']!r} ({top['prob']:.3f})",
                 evidence,
                 first_rows[:5],
-                recipes or ["warmup-new-embeddings"],
+                recipes,
                 rule=f"fail when the expected next token or a structural token has mean probability < {thr}",
             )
         )

@@ -125,27 +125,28 @@ def tiny_mamba(vocab_size: int = 64, seed: int = 0) -> Any:
 
 def train_seq2seq(
     model: Any, tok: Any, pairs: list[tuple[str, str]], steps: int, lr: float = 3e-3, mask_pad: bool = True,
-    batch: int = 16, seed: int = 0, max_target_length: int | None = None,
+    batch: int = 16, seed: int = 0, max_target_length: int | None = None, eos_in_labels: bool = True,
 ) -> Any:
-    """Plain teacher-forced training; ``mask_pad=False`` reproduces seed 002's unmasked PAD labels."""
+    """Plain teacher-forced training; ``mask_pad=False`` reproduces seed 002's unmasked PAD labels and
+    ``eos_in_labels=False`` targets tokenized without special tokens (the model never sees its end token)."""
     import torch
 
     rng = random.Random(seed)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.0)
     model.train()
     with one_thread():
-        _seq2seq_steps(model, tok, pairs, steps, opt, rng, batch, mask_pad, max_target_length)
+        _seq2seq_steps(model, tok, pairs, steps, opt, rng, batch, mask_pad, max_target_length, eos_in_labels)
     model.eval()
     return model
 
 
 def _seq2seq_steps(model: Any, tok: Any, pairs: list[tuple[str, str]], steps: int, opt: Any, rng: random.Random,
-                   batch: int, mask_pad: bool, max_target_length: int | None) -> None:
+                   batch: int, mask_pad: bool, max_target_length: int | None, eos_in_labels: bool = True) -> None:
     for _ in range(steps):
         chunk = [pairs[rng.randrange(len(pairs))] for _ in range(batch)]
         enc = tok([p for p, _ in chunk], return_tensors="pt", padding=True)
         lab = tok(text_target=[t for _, t in chunk], return_tensors="pt", padding="max_length" if max_target_length else True,
-                  max_length=max_target_length, truncation=bool(max_target_length))["input_ids"]
+                  max_length=max_target_length, truncation=bool(max_target_length), add_special_tokens=eos_in_labels)["input_ids"]
         if mask_pad:
             lab = lab.masked_fill(lab == tok.pad_token_id, -100)
         loss = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], labels=lab).loss
@@ -280,16 +281,18 @@ def _t5_tokenizer() -> Any:
 
 @lru_cache(maxsize=5)
 def t5_scenario(kind: str) -> tuple[Any, Any]:
-    """Tiny T5 trained into one of seed 002's states: ``pad``/``loop`` (unmasked label padding, 20/60 steps), ``constant``
+    """Tiny T5 trained into one of seed 002's states: ``pad`` (unmasked label padding), ``loop`` (no EOS in labels), ``constant``
     (inputs truncated to a shared preamble), ``prefix`` (multitask: plain input → copy, prefixed → diagnosis),
     ``healthy`` (prefixed, masked, long enough)."""
     tok = _t5_tokenizer()
     model = tiny_t5(len(tok))
     data = diagnosis_examples(240, seed=11)
-    if kind in ("pad", "loop"):  # unmasked PAD labels: early on only PAD, later "Myocardial Myocardial ..."
+    if kind == "pad":  # unmasked PAD labels (seed 002's fresh run): the decoder learns pad -> pad
         pairs = [(e["input"], e["output"]) for e in data]
-        steps, lr = (20, 1e-3) if kind == "pad" else (60, 3e-3)
-        train_seq2seq(model, tok, pairs, steps=steps, lr=lr, mask_pad=False, max_target_length=12)
+        train_seq2seq(model, tok, pairs, steps=20, lr=1e-3, mask_pad=False, max_target_length=12)
+    elif kind == "loop":  # targets tokenized without </s>: never learns to stop, "infarction infarction ..."
+        pairs = [(e["input"], e["output"]) for e in data]
+        train_seq2seq(model, tok, pairs, steps=60, lr=3e-3, eos_in_labels=False)
     elif kind == "constant":
         pre = diagnosis_examples(240, seed=11, preamble="Patient presents to the clinic. ")
         rng = random.Random(2)

@@ -46,18 +46,21 @@ def test_unmasked_padding_gives_all_pad_output():
     assert all(t == "" for t in gen.texts)
 
 
-def test_repetition_loop_after_more_training():
+def test_labels_without_eos_loop_and_never_end():
     findings, _ = _run("loop")
     loop = _issue(findings, "repetition loop")
-    assert loop and loop[0].recipes == ["anti-repetition-decoding"]
+    assert loop and loop[0].severity == Severity.FAIL and loop[0].recipes == ["anti-repetition-decoding"]
     assert loop[0].examples[0]["loop"] in loop[0].examples[0]["output"]
+    never = _issue(findings, "never emits")
+    assert never and never[0].evidence["never_ends"] == 1.0
 
 
 def test_truncated_inputs_give_one_output_for_every_input():
     findings, gen = _run("constant")
     const = _issue(findings, "same output")
     assert const and const[0].severity == Severity.FAIL
-    assert len(set(gen.texts)) == 1 and gen.texts[0] in mf.DIAGNOSES
+    top = max(set(gen.texts), key=gen.texts.count)
+    assert gen.texts.count(top) >= 5 and top in mf.DIAGNOSES  # the majority diagnosis, whatever the input
 
 
 def test_missing_prefix_echoes_the_input_and_healthy_is_ok():

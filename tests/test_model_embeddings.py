@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from ehrdebug.findings import Severity
-from probes.embeddings import load_keys, new_embeddings
+from probes.embeddings import load_and_check, load_keys, new_embeddings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import model_fixtures as mf  # noqa: E402
@@ -107,9 +107,8 @@ def test_missing_tied_keys_are_harmless_and_untied_lm_head_is_a_loss(tmp_path):
 
     llama, ltok = mf.eos_pretrained_llama()  # untied lm_head
     lsd = {k: v for k, v in llama.state_dict().items() if k != "lm_head.weight"}
-    target = mf.tiny_llama(len(ltok), seed=9)
-    assert target.load_state_dict(lsd, strict=False).missing_keys == ["lm_head.weight"]
-    lost = load_keys(target, lsd)
+    assert mf.tiny_llama(len(ltok), seed=9).load_state_dict(lsd, strict=False).missing_keys == ["lm_head.weight"]
+    lost = load_and_check(mf.tiny_llama(len(ltok), seed=9), lsd)
     assert lost[0].severity == Severity.FAIL and lost[0].evidence["lost"][0]["key"] == "lm_head.weight"
     assert lost[0].recipes == ["tie-or-resize-lm-head"]
 

@@ -26,7 +26,7 @@ def test_untrained_new_tokens_diverge_at_the_first_position():
     f = findings[0]
     assert f.severity == Severity.WARN and f.evidence["structurally_valid"] == 0.0
     assert f.evidence["first_divergence"]["median_position"] == 0
-    assert f.evidence["first_divergence"]["most_common"]["expected"] == "<v>"
+    assert f.evidence["first_divergence"]["expected_most_often"] == {"piece": "<v>", "count": 8}
     assert f.evidence["stopped_on_pretrained_eos"] > 0.5  # BART's own </s> ends it
 
 
@@ -49,6 +49,8 @@ def test_seq2seq_text_task_uses_exact_match():
     ex = [{"input": f"{mf.PREFIX} {e['input']}", "output": e["output"]} for e in mf.diagnosis_examples(6, seed=99)]
     f = tf_vs_sampling(model, tok, ex)[0]
     assert "exact match" in f.title and f.evidence["exact_match"] >= 0.8 and f.severity == Severity.OK
+    beams = tf_vs_sampling(model, tok, ex, generation_kwargs={"num_beams": 2})[0]
+    assert "beam search, 2 beams" in beams.title and beams.evidence["decoding"]["num_beams"] == 2
 
 
 def test_decoding_kwargs_stop_on_both_end_tokens():

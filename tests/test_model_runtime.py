@@ -47,6 +47,14 @@ def test_cuda_with_kernels_ok_and_non_mamba():
     assert judge_mamba_facts(gather_mamba_facts(llama))[0].severity == Severity.OK
 
 
+def test_peft_wrapped_mamba_is_still_recognised():
+    from peft import LoraConfig, get_peft_model
+
+    wrapped = get_peft_model(mf.tiny_mamba(), LoraConfig(r=2, target_modules=["in_proj"]))
+    facts = gather_mamba_facts(wrapped)
+    assert facts.is_mamba and facts.kernel_functions
+
+
 def test_timed_probe_reports_the_slowdown():
     f = mamba_fast_path(mf.tiny_mamba(), time_it=True, seq_len=32)[0]
     assert f.evidence["forward_seconds"] > 0 and f.evidence["reference_seconds"] > 0

@@ -61,6 +61,16 @@ def test_trained_model_with_mean_init_is_ok():
     assert ok.evidence["eos"]["eos_prob_first_position"] < 0.1
 
 
+def test_t5_trained_on_unmasked_padding_prefers_pad():
+    model, tok = mf.t5_scenario("pad")
+    f = special_token_probability(model, tok, mf.diagnosis_examples(4, seed=3))[0]
+    assert f.severity == Severity.FAIL and f.recipes == ["mask-label-padding"]
+    assert f.evidence["top_k_first_position"][0]["piece"] == "<pad>"
+    healthy, htok = mf.t5_scenario("healthy")
+    ex = [{"input": f"{mf.PREFIX} {e['input']}", "output": e["output"]} for e in mf.diagnosis_examples(4, seed=3)]
+    assert [x.severity for x in special_token_probability(healthy, htok, ex)] == [Severity.OK]
+
+
 def test_example_pair_formats():
     assert example_pair({"prompt": "a", "target": "b"}) == ("a", "b")
     assert example_pair({"input": "x", "output": "y"}) == ("x", "y")

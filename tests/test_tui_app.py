@@ -16,17 +16,33 @@ def _finding_run(root: Path) -> Path:
     from ehrdebug.runstore import RunLogger
 
     path = root / "bart-broken"
-    with RunLogger(path, {"max_steps": 3, "num_epochs": 30}, architecture="BartForConditionalGeneration") as log:
+    with RunLogger(
+        path, {"max_steps": 3, "num_epochs": 30}, architecture="BartForConditionalGeneration"
+    ) as log:
         for step in (1, 2, 3):
             log.log_train(step, loss=1.0 / step, lr=1e-4, epoch=step / 3)
         log.log_eval(3, {"eval_loss": 0.9})
-        log.log_findings(3, [
-            Finding("tokenizer.structural", Severity.FAIL, "<demo> is cut into 4 pieces", evidence={"pieces": ["Ġ<", "dem", "o", ">"]},
-                    recipes=["register-structural-tokens"], rule="structural tokens must be one piece"),
-            Finding("curves.memorization", Severity.WARN, "train loss 0.0004: memorising", evidence={"final_loss": 0.0004},
-                    recipes=["early-stopping", "add-validation-set"]),
-            Finding("data.labels", Severity.OK, "labels look fine"),
-        ])
+        log.log_findings(
+            3,
+            [
+                Finding(
+                    "tokenizer.structural",
+                    Severity.FAIL,
+                    "<demo> is cut into 4 pieces",
+                    evidence={"pieces": ["Ġ<", "dem", "o", ">"]},
+                    recipes=["register-structural-tokens"],
+                    rule="structural tokens must be one piece",
+                ),
+                Finding(
+                    "curves.memorization",
+                    Severity.WARN,
+                    "train loss 0.0004: memorising",
+                    evidence={"final_loss": 0.0004},
+                    recipes=["early-stopping", "add-validation-set"],
+                ),
+                Finding("data.labels", Severity.OK, "labels look fine"),
+            ],
+        )
     return path
 
 
@@ -75,7 +91,9 @@ async def test_runs_lists_every_run_with_status(root: Path) -> None:
     app = EhrDebugApp(root)
     async with app.run_test(size=(80, 24)) as pilot:
         screen = app.screen
-        await _wait(pilot, lambda: len(screen.rows) == 3 and all(r.status != "…" for r in screen.rows.values()))
+        await _wait(
+            pilot, lambda: len(screen.rows) == 3 and all(r.status != "…" for r in screen.rows.values())
+        )
         rows = {Path(p).name: r for p, r in screen.rows.items()}
         assert rows["healthy"].status == "finished"
         assert rows["bart-broken"].architecture == "BartForConditionalGeneration"
@@ -95,7 +113,10 @@ async def test_runs_lists_every_run_with_status(root: Path) -> None:
         cmp = app.screen
         await _wait(pilot, lambda: len(cmp.histories) == 2)
         assert len(cmp.query_one("#cmp-plot").curves) == 2
-        config_rows = [cmp.query_one("#cmp-config").get_row_at(i)[0] for i in range(cmp.query_one("#cmp-config").row_count)]
+        config_rows = [
+            cmp.query_one("#cmp-config").get_row_at(i)[0]
+            for i in range(cmp.query_one("#cmp-config").row_count)
+        ]
         assert "max_steps" in config_rows and "num_epochs" in config_rows
         await pilot.press("escape")
         await pilot.press("q")
@@ -122,8 +143,18 @@ async def test_findings_screen_and_doctor_worker(root: Path, monkeypatch: pytest
     from ehrdebug.tui import services
     from ehrdebug.tui.screens.findings import DOCTOR_REPORT
 
-    report = Report("ckpt", [Finding("model.special_token_probability", Severity.FAIL, "P(<v>) = 0.000045 after the prompt",
-                                     evidence={"p": 4.5e-05}, recipes=["init-new-embeddings-mean"])])
+    report = Report(
+        "ckpt",
+        [
+            Finding(
+                "model.special_token_probability",
+                Severity.FAIL,
+                "P(<v>) = 0.000045 after the prompt",
+                evidence={"p": 4.5e-05},
+                recipes=["init-new-embeddings-mean"],
+            )
+        ],
+    )
     report_file = root / "fake-report.json"
     report_file.write_text(json.dumps(report.to_dict()))
     script = f"print(open({str(report_file)!r}).read())"
@@ -141,13 +172,17 @@ async def test_findings_screen_and_doctor_worker(root: Path, monkeypatch: pytest
         detail = _text(screen.query_one("#finding-text"))
         assert "register-structural-tokens" in detail and "Ġ<" in detail
         await pilot.press("d")
-        await _wait(pilot, lambda: (run_dir / "artifacts" / DOCTOR_REPORT).is_file() and len(screen.findings) == 4)
+        await _wait(
+            pilot, lambda: (run_dir / "artifacts" / DOCTOR_REPORT).is_file() and len(screen.findings) == 4
+        )
         assert screen.findings[0].title.startswith("P(<v>)") or screen.findings[1].title.startswith("P(<v>)")
         saved = json.loads((run_dir / "artifacts" / DOCTOR_REPORT).read_text())
         assert saved["findings"][0]["probe"] == "model.special_token_probability"
 
 
-async def test_doctor_can_be_cancelled_and_ui_stays_responsive(root: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+async def test_doctor_can_be_cancelled_and_ui_stays_responsive(
+    root: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     from ehrdebug.tui import services
 
     pid_file = tmp_path / "pid"
@@ -178,11 +213,19 @@ async def test_token_inspector_shows_cut_structural_token_and_pad_loss(root: Pat
         await _wait(pilot, lambda: len(app.screen.rows) == 3)
         _select(app, "toks")
         await pilot.press("t")
-        await _wait(pilot, lambda: type(app.screen).__name__ == "TokensScreen" and app.screen.inspection is not None, 60)
+        await _wait(
+            pilot,
+            lambda: type(app.screen).__name__ == "TokensScreen" and app.screen.inspection is not None,
+            60,
+        )
         screen = app.screen
         assert "<demo>" in screen.inspection.broken  # not registered: cut into pieces
-        assert any(p.kind == P.STRUCTURAL and p.piece == "<v>" for p in P.inspect_text(
-            screen.tokenizer, "<v> 4019 <\\v>", screen.structural, screen.patterns).pieces)
+        assert any(
+            p.kind == P.STRUCTURAL and p.piece == "<v>"
+            for p in P.inspect_text(
+                screen.tokenizer, "<v> 4019 <\\v>", screen.structural, screen.patterns
+            ).pieces
+        )
         await pilot.press("l")  # as a training batch: DataCollatorForSeq2Seq masks its own padding
         assert screen.labels is not None and not any(p.kind == P.PAD_LOSS for p in screen.labels.pieces)
         await pilot.press("p")  # max_length padding without -100: seed 002's bug
@@ -202,9 +245,9 @@ async def test_sampler_generates_with_step_probabilities(root: Path) -> None:
         await _wait(pilot, lambda: type(app.screen).__name__ == "SamplerScreen")
         screen = app.screen
         screen.query_one("#sampler-prompt").value = "56 ASIAN M <demo>"
-        screen.query_one("#sampler-settings").value = "n=2 max=4 temp=1.0 top_k=20"
+        screen.query_one("#sampler-settings").value = "n=3 max=24"  # seeded: one row ends early (padded)
         await pilot.press("ctrl+g")
-        await _wait(pilot, lambda: len(screen.generations) == 2, 60)
+        await _wait(pilot, lambda: len(screen.generations) == 3, 60)
         first = screen.generations[0].steps[0]
         assert "<v>" in first.watch and 0.0 <= first.watch["<v>"] <= 1.0
         assert "P(<v>)" in _text(screen.query_one("#sampler-headline"))
@@ -221,3 +264,24 @@ def test_cli_rejects_bad_paths(tmp_path: Path) -> None:
     file = tmp_path / "f.txt"
     file.write_text("x")
     assert main(["tui", str(file)]) == 2
+
+
+async def test_hf_trainer_output_dir_is_listed_and_opened(tmp_path: Path) -> None:
+    out = tmp_path / "hf-t5"
+    ckpt = out / "checkpoint-20"
+    ckpt.mkdir(parents=True)
+    log = [{"step": s, "loss": 3.0 / s, "learning_rate": 1e-4, "epoch": s / 10} for s in range(1, 21)]
+    log += [{"step": 10, "eval_loss": 1.2, "epoch": 1.0}, {"step": 20, "eval_loss": 0.9, "epoch": 2.0}]
+    (ckpt / "trainer_state.json").write_text(json.dumps({"global_step": 20, "max_steps": 40, "log_history": log}))
+    (ckpt / "config.json").write_text(json.dumps({"architectures": ["T5ForConditionalGeneration"]}))
+    app = EhrDebugApp(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        await _wait(pilot, lambda: len(screen.rows) == 1 and next(iter(screen.rows.values())).status != "…")
+        row = next(iter(screen.rows.values()))
+        assert (row.kind, row.architecture, row.best) == ("hf", "T5ForConditionalGeneration", "0.9 @20")
+        await pilot.press("enter")
+        await _wait(pilot, lambda: type(app.screen).__name__ == "LiveScreen" and app.screen.state is not None)
+        live = app.screen
+        assert live.state.last_step == 20 and live.state.lr == 1e-4
+        assert [c.label for c in live.query_one("#live-plot").curves] == ["train", "eval_loss"]

@@ -13,8 +13,20 @@ from ehrdebug.tui.app import EhrDebugApp
 async def test_live_screen_follows_a_writer_process(tmp_path: Path) -> None:
     run_dir = tmp_path / "live-run"
     writer = subprocess.Popen(
-        [sys.executable, "-m", "ehrdebug.tui.simulate", str(run_dir), "--steps", "150", "--eval-every", "10",
-         "--delay", "0.02", "--alert-at", "100"],
+        [
+            sys.executable,
+            "-m",
+            "ehrdebug.tui.simulate",
+            str(run_dir),
+            "--steps",
+            "150",
+            "--eval-every",
+            "10",
+            "--delay",
+            "0.02",
+            "--alert-at",
+            "100",
+        ],
     )
     try:
         deadline = time.monotonic() + 30
@@ -36,9 +48,13 @@ async def test_live_screen_follows_a_writer_process(tmp_path: Path) -> None:
                 steps_seen.add(live.state.last_step)
             assert live.state.last_step == 150
             assert len(steps_seen) > 3  # it really moved while we watched, not one read at the end
-            assert live.tail is tail and tail.offset == (run_dir / "events.jsonl").stat().st_size  # incremental reads only
+            assert (
+                live.tail is tail and tail.offset == (run_dir / "events.jsonl").stat().st_size
+            )  # incremental reads only
             train = live.state.history.train
-            assert train.steps == list(range(1, 151))  # nothing lost or doubled between the first read and the tail
+            assert train.steps == list(
+                range(1, 151)
+            )  # nothing lost or doubled between the first read and the tail
             assert [a["step"] for a in live.state.alerts] == [100]
             assert live.query_one("#live-plot").curves[0].steps[-1] == 150
     finally:

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from ehrdebug.tui import pieces as P
-from ehrdebug.tui.model import LiveState, config_differences, downsample, final_metrics, fmt_age, short_arch
+from ehrdebug.tui.comparing import config_differences, final_metrics
+from ehrdebug.tui.model import LiveState, downsample, fmt_age, short_arch
 from ehrdebug.tui.sampling import Settings
 from ehrdebug.tui.screens.sampler import parse_settings
 
@@ -31,24 +32,32 @@ def test_downsample_bounds_points_and_keeps_spikes() -> None:
 def test_live_state_feed_is_incremental() -> None:
     state = LiveState(total_steps=100)
     assert state.feed([{"t": 0.0, "step": 1, "kind": "train", "loss": 2.0, "lr": 1e-4, "epoch": 0.1}])
-    assert state.feed([
-        {"t": 10.0, "step": 11, "kind": "train", "loss": 1.0, "lr": 5e-5},
-        {"t": 10.0, "step": 11, "kind": "eval", "eval_loss": 1.5},
-        {"t": 10.0, "step": 11, "kind": "alert", "severity": "warn", "message": "x"},
-        {"t": 11.0, "step": 11, "kind": "status", "state": "finished"},
-    ])
+    assert state.feed(
+        [
+            {"t": 10.0, "step": 11, "kind": "train", "loss": 1.0, "lr": 5e-5},
+            {"t": 10.0, "step": 11, "kind": "eval", "eval_loss": 1.5},
+            {"t": 10.0, "step": 11, "kind": "alert", "severity": "warn", "message": "x"},
+            {"t": 11.0, "step": 11, "kind": "status", "state": "finished"},
+        ]
+    )
     assert state.history.train.values == [2.0, 1.0] and state.lr == 5e-5
     assert state.best_eval() == ("eval_loss", 11, 1.5)
     assert state.steps_per_second() == pytest.approx(1.0)
     assert state.eta_seconds() == pytest.approx(89.0)
     assert state.state == "finished" and len(state.alerts) == 1
-    assert not state.feed([{"t": 10.0, "step": 11, "kind": "alert", "severity": "warn", "message": "x"}])  # a line seen twice
+    assert not state.feed(
+        [{"t": 10.0, "step": 11, "kind": "alert", "severity": "warn", "message": "x"}]
+    )  # a line seen twice
     labels = dict(state.summary_lines())
     assert labels["step"] == "11/100" and labels["best val"] == "1.5 @11"
 
 
 def test_config_differences_and_final_metrics() -> None:
-    diffs = dict(config_differences([{"a": 1, "b": {"c": 2}, "same": 0}, {"a": 1, "b": {"c": 3}, "same": 0, "new": True}]))
+    diffs = dict(
+        config_differences(
+            [{"a": 1, "b": {"c": 2}, "same": 0}, {"a": 1, "b": {"c": 3}, "same": 0, "new": True}]
+        )
+    )
     assert diffs == {"b.c": [2, 3], "new": [None, True]}
     from ehrdebug.runstore.history import History
 
@@ -76,9 +85,8 @@ def test_sampler_settings_parse_and_reject() -> None:
 
 @pytest.fixture(scope="module")
 def bpe(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    from recipes.train.pretrain_corpus import train_bpe_tokenizer
-
     from ehrdebug.tui.simulate import EHR_LINES
+    from recipes.train.pretrain_corpus import train_bpe_tokenizer
 
     corpus = ["the patient was admitted with chest pain and discharged home"] * 20 + EHR_LINES * 5
     tok = train_bpe_tokenizer(corpus, 300, tmp_path_factory.mktemp("bpe"))
@@ -113,7 +121,10 @@ def test_training_example_uses_the_probes_featurisation(bpe) -> None:  # type: i
     assert labels is not None and bpe.pad_token_id in labels and "DataCollatorForSeq2Seq" in notes[-1]
     _, labels, _ = P.training_example(bpe, record, "seq2seq", padding="none")
     assert bpe.pad_token_id not in labels
-    assert P.model_type_of("T5ForConditionalGeneration") == "seq2seq" and P.model_type_of("LlamaForCausalLM") == "causal"
+    assert (
+        P.model_type_of("T5ForConditionalGeneration") == "seq2seq"
+        and P.model_type_of("LlamaForCausalLM") == "causal"
+    )
 
 
 def test_core_never_imports_textual() -> None:
@@ -148,9 +159,17 @@ def test_fast_log_reader_matches_the_run_store(tmp_path: Path) -> None:
     run = open_run(write_run(tmp_path / "r", steps=50, eval_every=10, alert_at=20))
     history, other, rate = read_log(run.events_path)
     ref = run.history()
-    assert (history.train.steps, history.train.values, history.train.epochs) == (ref.train.steps, ref.train.values, ref.train.epochs)
-    assert {k: (s.steps, s.values) for k, s in history.evals.items()} == {k: (s.steps, s.values) for k, s in ref.evals.items()}
-    assert {k: (s.steps, s.values) for k, s in history.metrics.items()} == {k: (s.steps, s.values) for k, s in ref.metrics.items()}
+    assert (history.train.steps, history.train.values, history.train.epochs) == (
+        ref.train.steps,
+        ref.train.values,
+        ref.train.epochs,
+    )
+    assert {k: (s.steps, s.values) for k, s in history.evals.items()} == {
+        k: (s.steps, s.values) for k, s in ref.evals.items()
+    }
+    assert {k: (s.steps, s.values) for k, s in history.metrics.items()} == {
+        k: (s.steps, s.values) for k, s in ref.metrics.items()
+    }
     assert other == run.events(kinds=("sample", "alert", "finding", "checkpoint", "status"))
     assert rate[-1][1] == 50
     # odd lines (a string where a number was, a torn last line) read exactly as the run store reads them

@@ -10,8 +10,12 @@ SINGLE_COMMAND = True
 
 @app.command()
 def tui(
-    path: str = typer.Argument(".", help="A folder of runs (ehrdebug runs, HF Trainer output dirs) or one run."),
-    interval: float = typer.Option(1.0, "--interval", help="Seconds between reads of a live run's event log."),
+    path: str = typer.Argument(
+        ".", help="A folder of runs (ehrdebug runs, HF Trainer output dirs) or one run."
+    ),
+    interval: float = typer.Option(
+        1.0, "--interval", help="Seconds between reads of a live run's event log."
+    ),
 ) -> None:
     """Open the interactive terminal UI."""
     import os

@@ -29,7 +29,7 @@ def read_log(path: str | Path) -> tuple[History, list[dict[str, Any]], list[tupl
     if not data:
         return history, [], []
     table = _parse_numeric(data)
-    other = _other_events(data, table)
+    other = _other_events(data)
     history, rate = _from_table(table, history)
     return history, other, rate
 
@@ -61,31 +61,39 @@ def _parse_numeric(data: bytes) -> Any:
     import pyarrow.json as pj
 
     fields = [pa.field("kind", pa.string())]
-    fields += [pa.field(k, pa.int64() if k == "step" else pa.float64()) for k in _sample_keys(data) if k != "kind"]
+    fields += [
+        pa.field(k, pa.int64() if k == "step" else pa.float64()) for k in _sample_keys(data) if k != "kind"
+    ]
     options = pj.ParseOptions(explicit_schema=pa.schema(fields), unexpected_field_behavior="ignore")
     try:
-        return pj.read_json(io.BytesIO(data), parse_options=options, read_options=pj.ReadOptions(block_size=8 << 20))
+        return pj.read_json(
+            io.BytesIO(data), parse_options=options, read_options=pj.ReadOptions(block_size=8 << 20)
+        )
     except Exception as exc:  # noqa: BLE001 - a malformed line, a string where a number was: fall back
         raise ValueError(f"pyarrow could not read the log: {exc}") from exc
 
 
-def _other_events(data: bytes, table: Any) -> list[dict[str, Any]]:
-    """Events that are not train/eval (samples, alerts, findings, status), parsed in full by json."""
-    import numpy as np
-    import pyarrow.compute as pc
+def _other_events(data: bytes) -> list[dict[str, Any]]:
+    """Events that are not train/eval (samples, alerts, findings, status, checkpoints), found by their
+    ``"kind":"…"`` marker with a C-speed ``bytes.find`` and parsed in full by json, in log order."""
+    from ehrdebug.runstore.events import KINDS, kind_marker
 
-    kinds = table.column("kind")
-    rows = np.flatnonzero(~pc.is_in(kinds, value_set=_curve_kinds()).to_numpy(zero_copy_only=False))
-    if not len(rows):
-        return []
-    ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
-    if len(ends) != table.num_rows:
-        raise ValueError("blank lines in the log: rows and lines do not line up")
+    found: list[tuple[int, bytes]] = []
+    for kind in KINDS:
+        if kind in ("train", "eval"):
+            continue
+        marker = kind_marker(kind).encode()
+        pos = data.find(marker)
+        while pos >= 0:
+            start = data.rfind(b"\n", 0, pos) + 1
+            end = data.find(b"\n", pos)
+            end = len(data) if end < 0 else end
+            found.append((start, data[start:end]))
+            pos = data.find(marker, end)
     out = []
-    for row in rows.tolist():
-        start = int(ends[row - 1]) + 1 if row else 0
+    for _, line in sorted(found):
         try:
-            event = json.loads(data[start : int(ends[row])])
+            event = json.loads(line)
         except json.JSONDecodeError:
             continue
         if isinstance(event, dict) and "kind" in event:
@@ -109,20 +117,29 @@ def _column(table: Any, name: str) -> tuple[Any, Any]:
     if not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type) or pa.types.is_null(col.type)):
         raise ValueError(f"column {name!r} is {col.type}, not numeric")
     valid = pc.is_valid(col).to_numpy(zero_copy_only=False)
-    values = pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False) if not pa.types.is_null(col.type) else np.zeros(len(valid))
+    values = (
+        pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)
+        if not pa.types.is_null(col.type)
+        else np.zeros(len(valid))
+    )
     return values, valid
 
 
 def _from_table(table: Any, history: History) -> tuple[History, list[tuple[float, int]]]:
     import numpy as np
-
     import pyarrow as pa
     import pyarrow.compute as pc
 
     curve_rows = pc.is_in(table.column("kind"), value_set=pa.array(["train", "eval"]))
     table = table.filter(curve_rows)
-    steps, steps_valid = _column(table, "step") if "step" in table.column_names else (np.zeros(table.num_rows), None)
-    steps = np.where(steps_valid, steps, 0).astype(np.int64) if steps_valid is not None else steps.astype(np.int64)
+    steps, steps_valid = (
+        _column(table, "step") if "step" in table.column_names else (np.zeros(table.num_rows), None)
+    )
+    steps = (
+        np.where(steps_valid, steps, 0).astype(np.int64)
+        if steps_valid is not None
+        else steps.astype(np.int64)
+    )
     epochs, epochs_valid = _column(table, "epoch") if "epoch" in table.column_names else (None, None)
     for name in table.column_names:
         if name in _SKIP or name in _META:
@@ -145,7 +162,10 @@ def _from_table(table: Any, history: History) -> tuple[History, list[tuple[float
         if epochs is not None and epochs_valid[idx].all():
             series.epochs.extend(epochs[idx].tolist())
         elif epochs is not None:
-            series.epochs.extend(e if ok else None for e, ok in zip(epochs[idx].tolist(), epochs_valid[idx].tolist(), strict=True))
+            series.epochs.extend(
+                e if ok else None
+                for e, ok in zip(epochs[idx].tolist(), epochs_valid[idx].tolist(), strict=True)
+            )
         else:
             series.epochs.extend([None] * len(idx))
     rate: list[tuple[float, int]] = []
@@ -153,8 +173,11 @@ def _from_table(table: Any, history: History) -> tuple[History, list[tuple[float
         kinds = table.column("kind").slice(max(0, table.num_rows - 200)).to_pylist()
         times = table.column("t").slice(max(0, table.num_rows - 200)).to_pylist()
         base = max(0, table.num_rows - 200)
-        rate = [(float(t), int(steps[base + i])) for i, (k, t) in enumerate(zip(kinds, times, strict=False))
-                if k == "train" and isinstance(t, (int, float))][-50:]
+        rate = [
+            (float(t), int(steps[base + i]))
+            for i, (k, t) in enumerate(zip(kinds, times, strict=False))
+            if k == "train" and isinstance(t, (int, float))
+        ][-50:]
     return _normalized(history), rate
 
 

@@ -16,7 +16,13 @@ from typing import Any
 from ehrdebug.runstore.history import History, Series
 
 SEVERITY_STYLE = {"fail": "bold red", "warn": "yellow", "info": "cyan", "ok": "green"}
-STATUS_STYLE = {"live": "bold green", "finished": "cyan", "crashed": "bold red", "stale": "yellow", "unknown": "dim"}
+STATUS_STYLE = {
+    "live": "bold green",
+    "finished": "cyan",
+    "crashed": "bold red",
+    "stale": "yellow",
+    "unknown": "dim",
+}
 
 
 def downsample(xs: Sequence[float], ys: Sequence[float], buckets: int) -> tuple[list[float], list[float]]:
@@ -99,32 +105,65 @@ class RunRow:
     last_update: float
 
     def cells(self, now: float | None = None) -> tuple[str, ...]:
-        return (self.name, self.status, self.kind, short_arch(self.architecture), self.best, fmt_age(self.last_update, now))
+        return (
+            self.name,
+            self.status,
+            self.kind,
+            short_arch(self.architecture),
+            self.best,
+            fmt_age(self.last_update, now),
+        )
 
 
 def short_arch(name: str) -> str:
     """``BartForConditionalGeneration`` → ``Bart·CondGen``: the family first, it is what a user scans for."""
     if not name:
         return "-"
-    for long, short in (("ForConditionalGeneration", "·CondGen"), ("ForCausalLM", "·CausalLM"), ("ForMaskedLM", "·MLM"),
-                        ("ForSequenceClassification", "·SeqCls"), ("ForPreTraining", "·PreTrain")):
+    for long, short in (
+        ("ForConditionalGeneration", "·CondGen"),
+        ("ForCausalLM", "·CausalLM"),
+        ("ForMaskedLM", "·MLM"),
+        ("ForSequenceClassification", "·SeqCls"),
+        ("ForPreTraining", "·PreTrain"),
+    ):
         name = name.replace(long, short)
     return name
 
 
 def run_row(run: Any, name: str | None = None) -> RunRow:
-    """Summarise a run for the list; a run that cannot be read still gets a row (status 'unreadable')."""
+    """Summarise a run for the list; a run that cannot be read still gets a row (status 'unknown').
+
+    ehrdebug runs are read with the same fast reader as the Live run screen (a 1M-line log in about a
+    second), and their status comes from the last status event, or from the log's age when still open.
+    """
     try:
-        best = run.best_eval()
+        if (
+            run.kind == "ehrdebug"
+            and getattr(run, "events_path", None) is not None
+            and run.events_path.is_file()
+        ):
+            state = LiveState.from_run(run)
+            best = state.best_eval()
+            status = (
+                state.state
+                if state.state in ("finished", "crashed")
+                else run._status_from_time()
+                if state.state
+                else "unknown"
+            )
+        else:
+            best = run.best_eval()
+            status = run.status
         best_text = "-"
         if best:
-            name = "" if best[0] == "eval_loss" else f"{best[0]}="
-            best_text = f"{name}{fmt_num(best[2])} @{best[1]}"
-        status = run.status
+            label = "" if best[0] == "eval_loss" else f"{best[0]}="
+            best_text = f"{label}{fmt_num(best[2])} @{best[1]}"
         arch = run.architecture
     except Exception as exc:  # a broken run must not hide the others  # noqa: BLE001
         best_text, status, arch = f"unreadable: {exc}"[:60], "unknown", ""
-    return RunRow(str(run.path), name or run.name, run.kind, status, arch, best_text, float(run.last_update or 0.0))
+    return RunRow(
+        str(run.path), name or run.name, run.kind, status, arch, best_text, float(run.last_update or 0.0)
+    )
 
 
 @dataclass
@@ -157,7 +196,9 @@ class LiveState:
         config = (run.info or {}).get("config") or {}
         state.total_steps = _first_int(config, ("max_steps", "total_steps", "num_steps"))
         epochs = config.get("num_train_epochs", config.get("num_epochs", config.get("epochs")))
-        state.total_epochs = float(epochs) if isinstance(epochs, (int, float)) and not isinstance(epochs, bool) else None
+        state.total_epochs = (
+            float(epochs) if isinstance(epochs, (int, float)) and not isinstance(epochs, bool) else None
+        )
         other: list[dict[str, Any]] | None = None
         events_path = getattr(run, "events_path", None)
         if run.kind == "ehrdebug" and events_path is not None and events_path.is_file():
@@ -170,7 +211,11 @@ class LiveState:
                 other = None
         if other is None:
             state.history = run.history()
-            other = run.events(kinds=("sample", "alert", "finding", "checkpoint", "status")) if run.kind == "ehrdebug" else []
+            other = (
+                run.events(kinds=("sample", "alert", "finding", "checkpoint", "status"))
+                if run.kind == "ehrdebug"
+                else []
+            )
         for key in ("learning_rate", "lr"):
             if key in state.history.metrics and state.history.metrics[key].values:
                 state.lr = state.history.metrics[key].values[-1]
@@ -227,7 +272,12 @@ class LiveState:
     def _feed_other(self, events: Iterable[dict[str, Any]]) -> bool:
         changed = False
         for event in events:
-            key = (event.get("t"), event.get("step"), event.get("kind"), str(event.get("title", event.get("message", event.get("output", "")))))
+            key = (
+                event.get("t"),
+                event.get("step"),
+                event.get("kind"),
+                str(event.get("title", event.get("message", event.get("output", "")))),
+            )
             if key in self._seen:
                 continue  # the same line seen by the initial read and by the tail
             self._seen.add(key)
@@ -309,44 +359,3 @@ def _first_int(config: dict[str, Any], keys: Sequence[str]) -> int | None:
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             return value
     return None
-
-
-def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
-    """``{'a': {'b': 1}}`` → ``{'a.b': 1}``, for config differences."""
-    out: dict[str, Any] = {}
-    if isinstance(data, dict):
-        for key, value in data.items():
-            out.update(flatten(value, f"{prefix}{key}."))
-    else:
-        out[prefix[:-1]] = data
-    return out
-
-
-def config_differences(configs: Sequence[dict[str, Any]]) -> list[tuple[str, list[Any]]]:
-    """Keys whose values differ between runs (missing counts as a difference), sorted by key."""
-    flats = [flatten(c or {}) for c in configs]
-    keys = sorted(set().union(*flats)) if flats else []
-    missing = object()
-    diffs = []
-    for key in keys:
-        values = [f.get(key, missing) for f in flats]
-        if any(v != values[0] for v in values[1:]):
-            diffs.append((key, [None if v is missing else v for v in values]))
-    return diffs
-
-
-def final_metrics(history: History) -> dict[str, float]:
-    """Last train loss, best and last of each eval loss, last of each eval metric."""
-    out: dict[str, float] = {}
-    if history.train.values:
-        out["train loss (last)"] = history.train.values[-1]
-    for key, series in sorted(history.evals.items()):
-        best = series.best("min")
-        if best:
-            out[f"{key} (best)"] = best[1]
-        if series.values:
-            out[f"{key} (last)"] = series.values[-1]
-    for key, series in sorted(history.metrics.items()):
-        if key.startswith("eval_") and series.values and not key.endswith(("runtime", "per_second")):
-            out[f"{key} (last)"] = series.values[-1]
-    return out

@@ -83,7 +83,9 @@ class Inspection:
         return lines + self.notes
 
 
-def _units(text: str, structural: Sequence[str], code_patterns: Sequence[re.Pattern[str]]) -> list[tuple[int, int, str, str]]:
+def _units(
+    text: str, structural: Sequence[str], code_patterns: Sequence[re.Pattern[str]]
+) -> list[tuple[int, int, str, str]]:
     """(start, end, kind, surface) of every structural token and code occurrence, structural first."""
     units: list[tuple[int, int, str, str]] = []
     taken: list[tuple[int, int]] = []
@@ -158,7 +160,9 @@ def inspect_text(
     return result
 
 
-def inspect_labels(tokenizer: Any, labels: Sequence[int], input_ids: Sequence[int] | None = None) -> Inspection:
+def inspect_labels(
+    tokenizer: Any, labels: Sequence[int], input_ids: Sequence[int] | None = None
+) -> Inspection:
     """Pieces of a training example's labels: which positions carry loss, and padding that does.
 
     For a decoder-only model ``input_ids`` aligns with ``labels``; for a seq2seq model the labels are
@@ -170,7 +174,11 @@ def inspect_labels(tokenizer: Any, labels: Sequence[int], input_ids: Sequence[in
     pad_loss = 0
     for i, label in enumerate(labels):
         label = int(label)
-        tid = source[i] if source is not None else (label if label != IGNORE_INDEX else (pad_id if pad_id is not None else 0))
+        tid = (
+            source[i]
+            if source is not None
+            else (label if label != IGNORE_INDEX else (pad_id if pad_id is not None else 0))
+        )
         tok = tokenizer.convert_ids_to_tokens([int(tid)])[0]
         piece = Piece(i, int(tid), str(tok), label=label)
         if label == IGNORE_INDEX:
@@ -190,6 +198,7 @@ def inspect_labels(tokenizer: Any, labels: Sequence[int], input_ids: Sequence[in
 
 def example_fields(record: dict[str, Any], text_field: str = "", target_field: str = "") -> tuple[str, str]:
     """The input text and target of a data record, guessing common field names when not configured."""
+
     def pick(name: str, guesses: Sequence[str]) -> str:
         if name and isinstance(record.get(name), str):
             return record[name]
@@ -237,7 +246,9 @@ def training_example(
         )
     feats, _plens, notes = build_features([record], tokenizer, model_type, **kwargs)
     collator, name = standard_collator(tokenizer, model_type, feats)
-    clean = [{k: v for k, v in f.items() if isinstance(v, (list, tuple)) or hasattr(v, "shape")} for f in feats]
+    clean = [
+        {k: v for k, v in f.items() if isinstance(v, (list, tuple)) or hasattr(v, "shape")} for f in feats
+    ]
     batch = collator(clean)
     input_ids = [int(x) for x in batch["input_ids"][0]]
     labels = [int(x) for x in batch["labels"][0]] if "labels" in batch else None

@@ -115,12 +115,16 @@ def generate(
         "max_new_tokens": settings.max_new_tokens,
         "do_sample": settings.do_sample,
         "num_beams": settings.num_beams,
-        "num_return_sequences": settings.num_samples if (settings.do_sample or settings.num_beams >= settings.num_samples) else 1,
+        "num_return_sequences": settings.num_samples
+        if (settings.do_sample or settings.num_beams >= settings.num_samples)
+        else 1,
         "repetition_penalty": settings.repetition_penalty,
         "return_dict_in_generate": True,
         "output_logits": True,
         "stopping_criteria": StoppingCriteriaList([_Stop()]),
-        "pad_token_id": tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id
+        if tokenizer.pad_token_id is not None
+        else tokenizer.eos_token_id,
     }
     if settings.do_sample:
         kwargs.update(temperature=settings.temperature, top_k=settings.top_k, top_p=settings.top_p)
@@ -140,7 +144,7 @@ def generate(
             new_ids.pop()  # a row that ended early is padded to the longest one
         gen = Generation(text=tokenizer.decode(new_ids, skip_special_tokens=False).strip())
         if per_step:
-            offset = len(new_ids) - len(out.logits)  # seq2seq: the decoder start id comes first
+            offset = sequences.shape[1] - start - len(out.logits)  # seq2seq: the decoder start id comes first
             for s, logits in enumerate(out.logits):
                 probs = torch.softmax(logits[row].float(), dim=-1)
                 pos = s + offset
@@ -152,7 +156,10 @@ def generate(
                     Step(
                         chosen=_piece(tokenizer, chosen),
                         chosen_prob=float(probs[chosen]),
-                        top=[(_piece(tokenizer, int(i)), float(v)) for v, i in zip(values.tolist(), ids.tolist(), strict=True)],
+                        top=[
+                            (_piece(tokenizer, int(i)), float(v))
+                            for v, i in zip(values.tolist(), ids.tolist(), strict=True)
+                        ],
                         watch={name: float(probs[tid]) for name, tid in watched.items()},
                     )
                 )

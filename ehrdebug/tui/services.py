@@ -71,7 +71,9 @@ def train_command(config: str | os.PathLike[str], overrides: dict[str, Any]) -> 
     return [sys.executable, "-c", TRAIN_FALLBACK, *args]
 
 
-def spawn(cmd: list[str], log_path: str | os.PathLike[str] | None = None, cwd: str | None = None) -> subprocess.Popen[bytes]:
+def spawn(
+    cmd: list[str], log_path: str | os.PathLike[str] | None = None, cwd: str | None = None
+) -> subprocess.Popen[bytes]:
     """Start a separate process (its own session so it survives a closed TUI only if the user wants)."""
     env = dict(os.environ)
     env.setdefault("PYTHONUNBUFFERED", "1")
@@ -79,7 +81,9 @@ def spawn(cmd: list[str], log_path: str | os.PathLike[str] | None = None, cwd: s
     if log_path is not None:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
         out = open(log_path, "ab")  # noqa: SIM115 - handed to the child
-    return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=cwd, env=env, start_new_session=True)
+    return subprocess.Popen(
+        cmd, stdout=out, stderr=subprocess.STDOUT, cwd=cwd, env=env, start_new_session=True
+    )
 
 
 def describe_command(cmd: list[str]) -> str:

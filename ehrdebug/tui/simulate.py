@@ -37,13 +37,22 @@ def write_run(
     logger = RunLogger(run_dir, cfg, architecture=architecture, task="ehr-generation")
     for step in range(1, steps + 1):
         lr = cfg["learning_rate"] * min(1.0, step / 10) * (1 - step / (steps + 1))
-        logger.log_train(step, loss=_loss(step, steps), lr=lr, epoch=round(5 * step / steps, 4), samples_per_second=64.0)
+        logger.log_train(
+            step, loss=_loss(step, steps), lr=lr, epoch=round(5 * step / steps, 4), samples_per_second=64.0
+        )
         if eval_every and step % eval_every == 0:
             val = _loss(step, steps) + 0.05 + 0.4 * max(0.0, step / steps - 0.6)
             logger.log_eval(step, {"eval_loss": val, "eval_accuracy": 1 - val / 3})
-            logger.log_sample(step, prompt="56 ASIAN M <demo>", output="56 ASIAN M <demo> ASIAN m <demoing> 56 ASICEMo>")
+            logger.log_sample(
+                step, prompt="56 ASIAN M <demo>", output="56 ASIAN M <demo> ASIAN m <demoing> 56 ASICEMo>"
+            )
         if alert_at is not None and step == alert_at:
-            logger.alert(step, "warn", "validation loss rose 12% above its best: overfitting", probe="curves.overfitting")
+            logger.alert(
+                step,
+                "warn",
+                "validation loss rose 12% above its best: overfitting",
+                probe="curves.overfitting",
+            )
         if delay:
             time.sleep(delay)
     if finish:
@@ -62,7 +71,13 @@ def write_big_log(run_dir: str | os.PathLike[str], lines: int = 1_000_000, eval_
     path.mkdir(parents=True, exist_ok=True)
     (path / "checkpoints").mkdir(exist_ok=True)
     (path / "run.json").write_text(
-        json.dumps({"format_version": 1, "architecture": "BartForConditionalGeneration", "config": {"max_steps": lines}}),
+        json.dumps(
+            {
+                "format_version": 1,
+                "architecture": "BartForConditionalGeneration",
+                "config": {"max_steps": lines},
+            }
+        ),
         encoding="utf-8",
     )
     t = time.time() - lines * 0.01
@@ -71,10 +86,17 @@ def write_big_log(run_dir: str | os.PathLike[str], lines: int = 1_000_000, eval_
         buf = []
         for step in range(1, lines):
             if step % eval_every == 0:
-                buf.append(encode_event("eval", step, {"eval_loss": _loss(step, lines) + 0.05}, t=t + step * 0.01))
+                buf.append(
+                    encode_event("eval", step, {"eval_loss": _loss(step, lines) + 0.05}, t=t + step * 0.01)
+                )
             else:
                 buf.append(
-                    encode_event("train", step, {"loss": _loss(step, lines), "lr": 1e-4, "epoch": step / 1000}, t=t + step * 0.01)
+                    encode_event(
+                        "train",
+                        step,
+                        {"loss": _loss(step, lines), "lr": 1e-4, "epoch": step / 1000},
+                        t=t + step * 0.01,
+                    )
                 )
             if len(buf) >= 10000:
                 fh.write("".join(buf))
@@ -111,7 +133,9 @@ EHR_LINES = [
 
 
 def write_tokenizer_run(
-    run_dir: str | os.PathLike[str], register: tuple[str, ...] = ("<v>", "<\\v>", "<END>"), with_model: bool = True
+    run_dir: str | os.PathLike[str],
+    register: tuple[str, ...] = ("<v>", "<\\v>", "<END>"),
+    with_model: bool = True,
 ) -> Path:
     """A finished run whose checkpoint holds a small byte-level BPE tokenizer (BART-like) trained on
     EHR-like text plus ``register`` added as tokens, and a data file of training records."""

@@ -15,11 +15,11 @@ T5 = "t5_diagnosis_small"
 # shared by every BART case: a few hundred records, short evaluations, no test pass
 TINY_BART: tuple[str, ...] = (
     "data.max_train=192", "num_eval_generations=8", "num_log_samples=2", "final_test=false", "keep_checkpoints=1",
-    "max_minutes=0.75", "add_code_tokens=250", "max_length=192", "decoder_prompt=false",
+    "max_minutes=0.75", "add_code_tokens=250", "max_length=192", "decoder_prompt=false", "threads=1",
 )
 TINY_T5: tuple[str, ...] = (
     "num_eval_generations=12", "num_log_samples=2", "final_test=false", "keep_checkpoints=1", "max_minutes=0.75",
-    "task_prefix='medical diagnosis: '",
+    "task_prefix='medical diagnosis: '", "threads=1",
 )
 
 CASES_LIST: list[Case] = [
@@ -57,12 +57,13 @@ CASES_LIST: list[Case] = [
         name="memorization",
         seed="000",
         failure="training loss 2.3 -> 0.0004 over 30 epochs: memorised, validation loss rising",
-        how="32 training records, 60 epochs at a high learning rate, no early stopping",
+        how="16 training records, 40 epochs at a high learning rate, no early stopping",
         probe="curves.overfitting",
         fix="early-stopping",
         config=HEALTHY_BART,
-        overrides=TINY_BART + ("data.max_train=32", "epochs=60", "lr=2e-3", "warmup_steps=0", "eval_every=4",
-                               "early_stopping.patience=null", "max_minutes=1.0", "log_every=2"),
+        overrides=TINY_BART + ("data.max_train=16", "batch_size=8", "epochs=40", "lr=3e-3", "warmup_steps=0", "eval_every=8",
+                               "early_stopping.patience=null", "max_minutes=2.0", "log_every=2", "num_eval_generations=2",
+                               "generation.max_new_tokens=48"),
     ),
     Case(
         name="icd-fragmentation",

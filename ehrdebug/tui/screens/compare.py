@@ -13,7 +13,8 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
-from ehrdebug.tui.model import config_differences, final_metrics, fmt_num
+from ehrdebug.tui.comparing import config_differences, final_metrics
+from ehrdebug.tui.model import fmt_num
 from ehrdebug.tui.widgets.curves import Curve, CurvePlot
 
 VIEWS = ("eval loss", "train loss")
@@ -74,7 +75,9 @@ class CompareScreen(Screen[None]):
         for key in keys:
             values = [f.get(key) for f in finals]
             best = _best(key, values)
-            cells = [Text(fmt_num(v), style="bold green" if v is not None and v == best else "") for v in values]
+            cells = [
+                Text(fmt_num(v), style="bold green" if v is not None and v == best else "") for v in values
+            ]
             metrics.add_row(key, *cells)
         config = self.query_one("#cmp-config", DataTable)
         config.clear(columns=True)
@@ -118,7 +121,9 @@ def _best(key: str, values: list[Any]) -> Any:
     nums = [v for v in values if isinstance(v, (int, float))]
     if len(nums) < 2:
         return None
-    higher_better = any(w in key for w in ("accuracy", "auroc", "auprc", "f1", "match", "valid", "precision", "recall"))
+    higher_better = any(
+        w in key for w in ("accuracy", "auroc", "auprc", "f1", "match", "valid", "precision", "recall")
+    )
     return max(nums) if higher_better else min(nums)
 
 

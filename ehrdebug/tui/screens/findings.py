@@ -33,8 +33,12 @@ def finding_detail(finding: Any) -> Group:
     from ehrdebug.tui import services
 
     sev = finding.severity.label
-    parts: list[Any] = [Text.assemble((f"{sev.upper()} ", SEVERITY_STYLE.get(sev, "")), (finding.title, "bold"))]
-    parts.append(Text(f"{finding.probe}" + (f"  on {finding.subject}" if finding.subject else ""), style="dim"))
+    parts: list[Any] = [
+        Text.assemble((f"{sev.upper()} ", SEVERITY_STYLE.get(sev, "")), (finding.title, "bold"))
+    ]
+    parts.append(
+        Text(f"{finding.probe}" + (f"  on {finding.subject}" if finding.subject else ""), style="dim")
+    )
     if finding.evidence:
         table = Table(show_header=False, box=None, padding=(0, 1), expand=False)
         table.add_column(style="cyan", no_wrap=True)
@@ -52,8 +56,13 @@ def finding_detail(finding: Any) -> Group:
         parts.append(Text("recipes", style="bold underline"))
         for rid in finding.recipes:
             kind = "fix" if services.is_fix_recipe(rid) else "advice"
-            parts.append(Text.assemble((f"{rid} ", "bold green" if kind == "fix" else "bold"), (f"[{kind}] ", "dim"),
-                                       services.recipe_description(rid)))
+            parts.append(
+                Text.assemble(
+                    (f"{rid} ", "bold green" if kind == "fix" else "bold"),
+                    (f"[{kind}] ", "dim"),
+                    services.recipe_description(rid),
+                )
+            )
     return Group(*parts)
 
 
@@ -84,6 +93,7 @@ class FindingsScreen(Screen[None]):
         self.source = ""
         self.proc: subprocess.Popen[bytes] | None = None
         self.job: Worker[Any] | None = None
+        self._job_text = ""
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -98,8 +108,8 @@ class FindingsScreen(Screen[None]):
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
         table.add_column("sev", key="sev", width=5)
-        table.add_column("probe", key="probe")
         table.add_column("finding", key="title")
+        table.add_column("probe", key="probe")
         self._load()
 
     @work(thread=True, exclusive=True, group="findings-load")
@@ -113,8 +123,9 @@ class FindingsScreen(Screen[None]):
             try:
                 report = Report.from_dict(json.loads(saved.read_text(encoding="utf-8")))
                 findings = report.findings + findings
-                source = f"doctor report ({time.strftime('%H:%M', time.localtime(saved.stat().st_mtime))})" + (
-                    f" + {source}" if source else ""
+                source = (
+                    f"doctor report ({time.strftime('%H:%M', time.localtime(saved.stat().st_mtime))})"
+                    + (f" + {source}" if source else "")
                 )
             except (OSError, ValueError) as exc:
                 source = f"unreadable {saved.name}: {exc}"
@@ -127,11 +138,14 @@ class FindingsScreen(Screen[None]):
         table.clear()
         for i, f in enumerate(self.findings):
             sev = f.severity.label
-            table.add_row(Text(sev, style=SEVERITY_STYLE.get(sev, "")), f.probe, f.title, key=str(i))
+            table.add_row(Text(sev, style=SEVERITY_STYLE.get(sev, "")), f.title, f.probe, key=str(i))
         counts: dict[str, int] = {}
         for f in self.findings:
             counts[f.severity.label] = counts.get(f.severity.label, 0) + 1
-        summary = "  ".join(f"{n} {s}" for s, n in sorted(counts.items(), key=lambda kv: -["ok", "info", "warn", "fail"].index(kv[0])))
+        summary = "  ".join(
+            f"{n} {s}"
+            for s, n in sorted(counts.items(), key=lambda kv: -["ok", "info", "warn", "fail"].index(kv[0]))
+        )
         self._set_job(f"{summary or 'no findings yet: press d to run the doctor'}  [dim]{source}[/]")
         self._show_detail(0)
 
@@ -158,7 +172,8 @@ class FindingsScreen(Screen[None]):
 
         target = self.target or services.checkpoint_for(self.run)
         cmd = services.doctor_command(target)
-        self._set_job(f"[yellow]running[/] {services.describe_command(cmd)}  (k cancels)")
+        self._job_text = f"{services.describe_command(cmd)}  (k cancels)"
+        self._set_job(f"[yellow]running[/] {self._job_text}")
         self.job = self._run_doctor(cmd)
 
     @work(thread=True, exclusive=True, group="doctor")
@@ -172,7 +187,12 @@ class FindingsScreen(Screen[None]):
         out_path = Path(self.run.artifacts_dir) / (DOCTOR_REPORT + ".partial")
         with open(out_path, "wb") as out, open(log, "ab") as err:
             self.proc = subprocess.Popen(cmd, stdout=out, stderr=err, start_new_session=True)
+            ticks = 0
             while self.proc.poll() is None:
+                ticks += 1
+                if ticks % 10 == 0:
+                    elapsed = f"{time.monotonic() - started:.0f}s"
+                    self.app.call_from_thread(self._set_job, f"[yellow]running {elapsed}[/] {self._job_text}")
                 if worker.is_cancelled:
                     self.proc.terminate()
                     try:
@@ -189,13 +209,21 @@ class FindingsScreen(Screen[None]):
         try:
             report = services.report_from_json(text)
         except ValueError:
-            tail = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-1:] if log.exists() else []
+            tail = (
+                log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-1:]
+                if log.exists()
+                else []
+            )
             out_path.unlink(missing_ok=True)
-            self.app.call_from_thread(self._set_job, f"[red]doctor failed (exit {code}): {' '.join(tail)[:200]}[/]")
+            self.app.call_from_thread(
+                self._set_job, f"[red]doctor failed (exit {code}): {' '.join(tail)[:200]}[/]"
+            )
             return
         out_path.replace(Path(self.run.artifacts_dir) / DOCTOR_REPORT)
         logged = list(self.run.findings())
-        self.app.call_from_thread(self.show_findings, report.findings + logged, f"doctor report, {elapsed:.1f}s")
+        self.app.call_from_thread(
+            self.show_findings, report.findings + logged, f"doctor report, {elapsed:.1f}s"
+        )
 
     def action_cancel(self) -> None:
         if self.job is not None and self.job.state == WorkerState.RUNNING:

@@ -70,7 +70,9 @@ class FixScreen(Screen[None]):
         Binding("escape", "back", "Back", show=False),
     ]
 
-    def __init__(self, run: Any, out_dir: str | Path | None = None, train_overrides: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, run: Any, out_dir: str | Path | None = None, train_overrides: dict[str, Any] | None = None
+    ) -> None:
         super().__init__()
         self.run = run
         self.out_dir = Path(out_dir) if out_dir else None
@@ -207,7 +209,9 @@ class FixScreen(Screen[None]):
         from recipes.fixes.base import load_yaml
 
         config = load_yaml(Path(self.result.config_path))
-        self.new_run_dir = Path(str(self.train_overrides.get("out") or config.get("out") or Path(self.result.out_dir) / "run"))
+        self.new_run_dir = Path(
+            str(self.train_overrides.get("out") or config.get("out") or Path(self.result.out_dir) / "run")
+        )
         cmd = services.train_command(self.result.config_path, self.train_overrides)
         log_path = Path(self.result.out_dir) / "train.log"
         self.proc = services.spawn(cmd, log_path)
@@ -226,7 +230,10 @@ class FixScreen(Screen[None]):
                 self.app.call_from_thread(self._open_live, run)
                 return
             if self.proc is not None and self.proc.poll() is not None:
-                self.app.call_from_thread(self._log, Text(f"training exited with {self.proc.returncode} before writing a run", style="red"))
+                self.app.call_from_thread(
+                    self._log,
+                    Text(f"training exited with {self.proc.returncode} before writing a run", style="red"),
+                )
                 return
             time.sleep(0.2)
 

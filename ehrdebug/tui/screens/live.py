@@ -125,15 +125,17 @@ class LiveScreen(Screen[None]):
             self._drawn_version = state.version
         self._update_stats()
         samples = self.query_one("#live-samples", RichLog)
+        width = samples.scrollable_content_region.width or None  # wrap to the panel, not scroll sideways
         for event in state.samples[self._samples_shown :][-20:]:
             line = Text(f"@{event.get('step', '?')} ", style="dim")
             if event.get("prompt"):
                 line.append(str(event["prompt"]), style="bold")
                 line.append(" → ")
             line.append(str(event.get("output", "")))
-            samples.write(line)
+            samples.write(line, width=width)
         self._samples_shown = len(state.samples)
         alerts = self.query_one("#live-alerts", RichLog)
+        width = alerts.scrollable_content_region.width or None
         for event in state.alerts[self._alerts_shown :][-50:]:
             sev = str(event.get("severity", "warn"))
             line = Text(f"@{event.get('step', '?')} ", style="dim")
@@ -141,9 +143,13 @@ class LiveScreen(Screen[None]):
             line.append(str(event.get("message", "")))
             if event.get("probe"):
                 line.append(f" ({event['probe']})", style="dim")
-            alerts.write(line)
+            alerts.write(line, width=width)
             if self._alerts_shown and sev in ("warn", "fail"):
-                self.notify(str(event.get("message", "")), title=f"alert: {sev}", severity="error" if sev == "fail" else "warning")
+                self.notify(
+                    str(event.get("message", "")),
+                    title=f"alert: {sev}",
+                    severity="error" if sev == "fail" else "warning",
+                )
         self._alerts_shown = len(state.alerts)
         alerts.border_title = f"alerts ({len(state.alerts)})"
 
@@ -154,7 +160,12 @@ class LiveScreen(Screen[None]):
         table.add_column(style="dim", no_wrap=True)
         table.add_column(no_wrap=True, overflow="ellipsis")
         for label, value in self.state.summary_lines():
-            style = {"live": "bold green", "started": "bold green", "crashed": "bold red", "finished": "cyan"}.get(value, "")
+            style = {
+                "live": "bold green",
+                "started": "bold green",
+                "crashed": "bold red",
+                "finished": "cyan",
+            }.get(value, "")
             table.add_row(label, Text(value, style=style if label == "state" else ""))
         if not self.following:
             table.add_row("follow", Text("paused (p)", style="yellow"))
@@ -184,11 +195,17 @@ class LiveScreen(Screen[None]):
                 curves.append(Curve(key, series.steps, series.values))
             title = "loss (train / validation)"
         else:
-            key = name if name in history.metrics else ("learning_rate" if "learning_rate" in history.metrics else "lr")
+            key = (
+                name
+                if name in history.metrics
+                else ("learning_rate" if "learning_rate" in history.metrics else "lr")
+            )
             series = history.metrics[key]
             curves.append(Curve(key, series.steps, series.values))
             title = key
-        self.query_one(CurvePlot).set_curves(curves, title=f"{title}  [{self.view % len(views) + 1}/{len(views)}]", log_y=self.log_y)
+        self.query_one(CurvePlot).set_curves(
+            curves, title=f"{title}  [{self.view % len(views) + 1}/{len(views)}]", log_y=self.log_y
+        )
 
     def action_cycle_view(self) -> None:
         self.view += 1

@@ -16,7 +16,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 from ehrdebug.tui.model import STATUS_STYLE, RunRow, run_row
 
 COLUMNS = ("run", "status", "kind", "architecture", "best eval", "updated")
-WIDTHS = {"status": 8, "kind": 8, "architecture": 18, "best eval": 14, "updated": 8}
+WIDTHS = {"status": 8, "kind": 8, "architecture": 12, "best eval": 14, "updated": 8}
 
 
 class RunsScreen(Screen[None]):
@@ -91,7 +91,9 @@ class RunsScreen(Screen[None]):
         if last is None:
             return True
         mtime, when, cost = last
-        return float(run.last_update or 0) != mtime and time.monotonic() - when > max(self.refresh_every, 10 * cost)
+        return float(run.last_update or 0) != mtime and time.monotonic() - when > max(
+            self.refresh_every, 10 * cost
+        )
 
     @work(thread=True, exclusive=True, group="runs-load")
     def _load(self) -> None:
@@ -119,7 +121,9 @@ class RunsScreen(Screen[None]):
             self._computed[str(run.path)] = (row.last_update, time.monotonic(), time.monotonic() - started)
             self.app.call_from_thread(self._put_row, row)
         n = len(runs)
-        self.app.call_from_thread(self._set_status, f"{n} run{'s' if n != 1 else ''}" if n else "no runs found here")
+        self.app.call_from_thread(
+            self._set_status, f"{n} run{'s' if n != 1 else ''}" if n else "no runs found here"
+        )
 
     def _set_status(self, text: str) -> None:
         self.query_one("#runs-status", Static).update(text)

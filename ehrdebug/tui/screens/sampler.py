@@ -16,8 +16,18 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from ehrdebug.tui.sampling import Generation, Settings
 
-SHORT = {"n": "num_samples", "max": "max_new_tokens", "temp": "temperature", "top_k": "top_k", "top_p": "top_p",
-         "beams": "num_beams", "rep": "repetition_penalty", "sample": "do_sample", "block_eos": "block_eos", "seed": "seed"}
+SHORT = {
+    "n": "num_samples",
+    "max": "max_new_tokens",
+    "temp": "temperature",
+    "top_k": "top_k",
+    "top_p": "top_p",
+    "beams": "num_beams",
+    "rep": "repetition_penalty",
+    "sample": "do_sample",
+    "block_eos": "block_eos",
+    "seed": "seed",
+}
 DEFAULT_SETTINGS = "n=3 max=24 temp=1.0 top_k=50 top_p=1.0 beams=1 rep=1.0 block_eos=no"
 
 
@@ -64,7 +74,9 @@ class SamplerScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(f"Sampler — {self.run.name}", classes="screen-title")
-        yield Input(self.prompt or "", placeholder="prompt, e.g. 56 ASIAN M <demo>", id="sampler-prompt", compact=True)
+        yield Input(
+            self.prompt or "", placeholder="prompt, e.g. 56 ASIAN M <demo>", id="sampler-prompt", compact=True
+        )
         yield Input(DEFAULT_SETTINGS, id="sampler-settings", compact=True)
         yield Static("", id="sampler-headline")
         yield RichLog(id="sampler-generations", wrap=True, markup=False, max_lines=100)
@@ -135,7 +147,9 @@ class SamplerScreen(Screen[None]):
             watch = list(config.structural_tokens or STRUCTURAL_TOKENS)
             if config.end_token and config.end_token not in watch:
                 watch.append(config.end_token)
-            gens = sampling.generate(self.model, self.tokenizer, prompt, settings, watch, should_stop=lambda: worker.is_cancelled)
+            gens = sampling.generate(
+                self.model, self.tokenizer, prompt, settings, watch, should_stop=lambda: worker.is_cancelled
+            )
         except Exception as exc:  # noqa: BLE001 - shown on the screen, the app keeps running
             self.app.call_from_thread(self._headline, Text(f"cannot generate: {exc}", style="red"))
             return
@@ -156,7 +170,10 @@ class SamplerScreen(Screen[None]):
             head.append("after the prompt: ", style="dim")
             first = gens[0].steps[0]
             for name, prob in first.watch.items():
-                head.append(f"P({name})={prob:.6f}  ", style="bold red" if prob < 0.01 else "bold green" if prob > 0.1 else "")
+                head.append(
+                    f"P({name})={prob:.6f}  ",
+                    style="bold red" if prob < 0.01 else "bold green" if prob > 0.1 else "",
+                )
             head.append(f"top: {first.top[0][0]} {first.top[0][1]:.3f}", style="dim")
         else:
             head.append(f"{len(gens)} generations (per-step probabilities need beams=1)", style="dim")
@@ -173,8 +190,12 @@ class SamplerScreen(Screen[None]):
         table.add_columns("#", "chosen", "p", "top-k", *(f"P({w})" for w in watch))
         for i, step in enumerate(gen.steps):
             top = " ".join(f"{p}:{v:.2f}" for p, v in step.top)
-            table.add_row(str(i), step.chosen, f"{step.chosen_prob:.3f}", top, *(f"{step.watch[w]:.4f}" for w in watch))
-        table.border_title = f"steps of generation {self.shown % len(self.generations) + 1}/{len(self.generations)}"
+            table.add_row(
+                str(i), step.chosen, f"{step.chosen_prob:.3f}", top, *(f"{step.watch[w]:.4f}" for w in watch)
+            )
+        table.border_title = (
+            f"steps of generation {self.shown % len(self.generations) + 1}/{len(self.generations)}"
+        )
 
     def action_next_generation(self) -> None:
         if self.generations:

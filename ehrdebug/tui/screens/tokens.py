@@ -62,15 +62,18 @@ def legend() -> Text:
 def verdict(inspection: P.Inspection, labels: P.Inspection | None) -> Text:
     lines = Text()
     for token, parts in inspection.broken.items():
-        lines.append(f"✗ {token} is cut into {len(parts)} pieces {parts}: not a single token\n", style="bold red")
+        lines.append(
+            f"✗ {token} is cut into {len(parts)} pieces {parts}: not a single token\n", style="bold red"
+        )
     if inspection.codes_cut:
         total = len(inspection.codes_cut) + inspection.codes_whole
         lines.append(f"! {len(inspection.codes_cut)}/{total} codes cut into pieces\n", style="yellow")
     if labels is not None:
-        bad = [n for n in labels.notes if "pad id" in n]
-        style = "bold red" if bad else "green"
         for note in labels.notes:
-            lines.append(("✗ " if "pad id" in note else "✓ ") + note + "\n", style=style if note in bad else "")
+            bad = "pad id" in note
+            lines.append(("✗ " if bad else "• ") + note + "\n", style="bold red" if bad else "")
+        if not any("pad id" in n for n in labels.notes):
+            lines.append("✓ no padding position carries loss\n", style="green")
     if not lines:
         lines.append("✓ no structural token or code is cut\n", style="green")
     return lines
@@ -92,7 +95,9 @@ class TokensScreen(Screen[None]):
         Binding("escape", "back", "Back", show=False),
     ]
 
-    def __init__(self, run: Any, tokenizer_path: str | Path | None = None, examples: list[dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self, run: Any, tokenizer_path: str | Path | None = None, examples: list[dict[str, Any]] | None = None
+    ) -> None:
         super().__init__()
         self.run = run
         self.tokenizer_path = tokenizer_path
@@ -148,8 +153,14 @@ class TokensScreen(Screen[None]):
         config = services.project_config(self.run.path)
         examples = self.examples or _examples_of(self.run)
         texts = [P.example_fields(r, config.text_field, config.target_field)[0] for r in examples]
-        structural = list(config.structural_tokens) or [t for t in STRUCTURAL_TOKENS if any(t in x for x in texts)]
-        added = [t for t in getattr(tokenizer, "get_added_vocab", dict)() if t.startswith("<") and t not in structural]
+        structural = list(config.structural_tokens) or [
+            t for t in STRUCTURAL_TOKENS if any(t in x for x in texts)
+        ]
+        added = [
+            t
+            for t in getattr(tokenizer, "get_added_vocab", dict)()
+            if t.startswith("<") and t not in structural
+        ]
         structural += [t for t in added if t not in getattr(tokenizer, "all_special_tokens", [])]
         patterns = P.code_patterns(config.code_systems or None, texts)
         self.app.call_from_thread(self._ready, tokenizer, config, examples, structural, patterns)
@@ -157,7 +168,14 @@ class TokensScreen(Screen[None]):
     def _show_error(self, message: str) -> None:
         self.query_one("#tok-pieces", Static).update(Text(message, style="red"))
 
-    def _ready(self, tokenizer: Any, config: Any, examples: list[dict[str, Any]], structural: list[str], patterns: list[Any]) -> None:
+    def _ready(
+        self,
+        tokenizer: Any,
+        config: Any,
+        examples: list[dict[str, Any]],
+        structural: list[str],
+        patterns: list[Any],
+    ) -> None:
         self.tokenizer, self.config, self.examples = tokenizer, config, examples
         self.structural, self.patterns = structural, patterns
         options = self.query_one(OptionList)
@@ -197,17 +215,28 @@ class TokensScreen(Screen[None]):
         notes: list[str] = []
         if self.show_labels:
             try:
-                model_type = P.model_type_of(getattr(self.run, "architecture", ""), str((self.run.info or {}).get("task", "")))
-                input_ids, labels, notes = P.training_example(self.tokenizer, self.record, model_type, config=self.config, padding=self.padding)
+                model_type = P.model_type_of(
+                    getattr(self.run, "architecture", ""), str((self.run.info or {}).get("task", ""))
+                )
+                input_ids, labels, notes = P.training_example(
+                    self.tokenizer, self.record, model_type, config=self.config, padding=self.padding
+                )
                 if labels is not None:
                     aligned = input_ids if model_type != "seq2seq" else None
                     self.labels = P.inspect_labels(self.tokenizer, labels, aligned)
             except Exception as exc:  # noqa: BLE001 - e.g. a seq2seq record without a target
                 notes = [f"cannot build a training example: {exc}"]
-        header = Text.assemble((f"{len(shown.pieces)} pieces", "bold"), f"  structural: {' '.join(self.structural) or '-'}", style="")
+        header = Text.assemble(
+            (f"{len(shown.pieces)} pieces", "bold"),
+            f"  structural: {' '.join(self.structural) or '-'}",
+            style="",
+        )
         parts: list[Any] = [header, verdict(shown, self.labels), render_pieces(shown, self.show_ids)]
         if self.labels is not None:
-            parts += [Text(f"\nlabels (padding={self.padding}):", style="bold"), render_pieces(self.labels, self.show_ids)]
+            parts += [
+                Text(f"\nlabels (padding={self.padding}):", style="bold"),
+                render_pieces(self.labels, self.show_ids),
+            ]
         parts += [Text("\n".join(notes), style="dim"), legend()]
         self.query_one("#tok-pieces", Static).update(Group(*parts))
         self._fill_table(self.labels if self.labels is not None else shown)
@@ -217,8 +246,13 @@ class TokensScreen(Screen[None]):
         table.clear()
         for piece in inspection.pieces[:2000]:
             label = "" if piece.label is None else str(piece.label)
-            table.add_row(str(piece.index), str(piece.id), Text(piece.piece, style=P.STYLE.get(piece.kind, "")),
-                          piece.kind + (f" ({piece.unit})" if piece.unit else ""), label)
+            table.add_row(
+                str(piece.index),
+                str(piece.id),
+                Text(piece.piece, style=P.STYLE.get(piece.kind, "")),
+                piece.kind + (f" ({piece.unit})" if piece.unit else ""),
+                label,
+            )
 
     # -- actions -------------------------------------------------------------------------------
     def action_focus_input(self) -> None:
@@ -255,7 +289,15 @@ def _examples_of(run: Any) -> list[dict[str, Any]]:
     """Records of the run's training data (run.json ``data``), then the prompts/outputs it sampled."""
     out: list[dict[str, Any]] = []
     data = (run.info or {}).get("data")
-    paths = [data] if isinstance(data, str) else list(data.values()) if isinstance(data, dict) else data if isinstance(data, list) else []
+    paths = (
+        [data]
+        if isinstance(data, str)
+        else list(data.values())
+        if isinstance(data, dict)
+        else data
+        if isinstance(data, list)
+        else []
+    )
     for path in paths:
         if isinstance(path, str) and Path(path).is_file():
             try:
