@@ -33,7 +33,9 @@ def main() -> None:
         t, c = time.perf_counter(), time.process_time()
         state = LiveState.from_run(open_run(path))
         load, cpu = time.perf_counter() - t, time.process_time() - c
-        print(f"data load (events.jsonl → LiveState): {load:.2f}s wall, {cpu:.2f}s CPU, {len(state.history.train):,} train points")
+        print(
+            f"data load (events.jsonl → LiveState): {load:.2f}s wall, {cpu:.2f}s CPU, {len(state.history.train):,} train points"
+        )
 
         t = time.perf_counter()
         xs, ys = downsample(state.history.train.steps, state.history.train.values, 150)

@@ -15,7 +15,7 @@ from typing import Any
 
 from ehrdebug.config import EhrDebugConfig
 from ehrdebug.findings import Finding, Severity
-from ehrdebug.grammar import END, STRUCTURAL_TOKENS, split_prompt
+from ehrdebug.grammar import DEMO, END, STRUCTURAL_TOKENS, split_prompt
 
 PROBE = "model.special_token_probability"
 
@@ -127,6 +127,15 @@ def first_content_position(tokenizer: Any, target_ids: list[int]) -> int:
     return 0
 
 
+def anchor_position(tokenizer: Any, target_ids: list[int], demo_id: int | None) -> int:
+    """Where the expected token is read: right after ``<demo>`` when the target holds the whole line
+    (the decoder writes ``56 ASIAN M <demo> <v> …``), else the first content position."""
+    pos = first_content_position(tokenizer, target_ids)
+    if demo_id is not None and demo_id in target_ids[pos:-1]:
+        return target_ids.index(demo_id, pos) + 1
+    return pos
+
+
 def top_k_table(tokenizer: Any, probs: Any, k: int) -> list[dict[str, Any]]:
     import torch
 
@@ -171,11 +180,12 @@ def special_token_probability(
     }
     missing_structural = [t for t in (cfg.structural_tokens or []) if single_token_id(tokenizer, t) is None]
 
+    demo_id = single_token_id(tokenizer, DEMO)
     first_rows, first_probs, per_token, eos_first, eos_inside = [], [], {}, [], []
     for tf in scored:
         if not tf.target_ids:
             continue
-        pos = first_content_position(tokenizer, tf.target_ids)
+        pos = anchor_position(tokenizer, tf.target_ids, demo_id)
         exp_id = tf.target_ids[pos]
         dist = tf.probs[pos]
         first_probs.append(dist)
@@ -232,7 +242,7 @@ def special_token_probability(
     findings: list[Finding] = []
     new_ids = {row["id"] for row in token_table if row["new"]}
     if mean_exp < thr or low_tokens:
-        first_ids = {tf.target_ids[first_content_position(tokenizer, tf.target_ids)] for tf in scored if tf.target_ids}
+        first_ids = {tf.target_ids[anchor_position(tokenizer, tf.target_ids, demo_id)] for tf in scored if tf.target_ids}
         added = new_ids | ({i for i in first_ids if i >= base_vocab_size} if base_vocab_size is not None else set())
         structural_involved = bool(low_tokens) or bool(first_ids & set(structural))
         if added or (base_vocab_size is None and structural_involved):

@@ -51,6 +51,14 @@ def test_pretrained_eos_dominates_after_demo():
     assert eos[0].recipes == ["block-pretrained-eos"]
 
 
+def test_whole_line_targets_are_read_after_demo():
+    model, tok, base, _ = mf.llama_with_new_tokens(10)
+    prompt_only = [{"prompt": "", "target": f"{e['prompt']} {e['target']}"} for e in HELD_OUT]
+    findings = special_token_probability(model, tok, prompt_only, CFG, base_vocab_size=base)
+    assert findings[0].evidence["expected_first"] == ["<v>"]
+    assert [f for f in findings if "EOS" in f.title][0].evidence["eos_prob_first_position"] >= 0.5
+
+
 @pytest.mark.slow
 def test_trained_model_with_mean_init_is_ok():
     model, tok, base, _ = mf.llama_with_new_tokens(300)

@@ -272,7 +272,9 @@ async def test_hf_trainer_output_dir_is_listed_and_opened(tmp_path: Path) -> Non
     ckpt.mkdir(parents=True)
     log = [{"step": s, "loss": 3.0 / s, "learning_rate": 1e-4, "epoch": s / 10} for s in range(1, 21)]
     log += [{"step": 10, "eval_loss": 1.2, "epoch": 1.0}, {"step": 20, "eval_loss": 0.9, "epoch": 2.0}]
-    (ckpt / "trainer_state.json").write_text(json.dumps({"global_step": 20, "max_steps": 40, "log_history": log}))
+    (ckpt / "trainer_state.json").write_text(
+        json.dumps({"global_step": 20, "max_steps": 40, "log_history": log})
+    )
     (ckpt / "config.json").write_text(json.dumps({"architectures": ["T5ForConditionalGeneration"]}))
     app = EhrDebugApp(tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:

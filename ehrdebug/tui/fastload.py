@@ -78,7 +78,7 @@ def _other_events(data: bytes) -> list[dict[str, Any]]:
     ``"kind":"…"`` marker with a C-speed ``bytes.find`` and parsed in full by json, in log order."""
     from ehrdebug.runstore.events import KINDS, kind_marker
 
-    found: list[tuple[int, bytes]] = []
+    found: dict[int, bytes] = {}  # by line start: a nested "kind" key must not count a line twice
     for kind in KINDS:
         if kind in ("train", "eval"):
             continue
@@ -88,10 +88,10 @@ def _other_events(data: bytes) -> list[dict[str, Any]]:
             start = data.rfind(b"\n", 0, pos) + 1
             end = data.find(b"\n", pos)
             end = len(data) if end < 0 else end
-            found.append((start, data[start:end]))
+            found[start] = data[start:end]
             pos = data.find(marker, end)
     out = []
-    for _, line in sorted(found):
+    for _, line in sorted(found.items()):
         try:
             event = json.loads(line)
         except json.JSONDecodeError:
@@ -99,12 +99,6 @@ def _other_events(data: bytes) -> list[dict[str, Any]]:
         if isinstance(event, dict) and "kind" in event:
             out.append(event)
     return out
-
-
-def _curve_kinds() -> Any:
-    import pyarrow as pa
-
-    return pa.array(["train", "eval"])
 
 
 def _column(table: Any, name: str) -> tuple[Any, Any]:

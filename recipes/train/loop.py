@@ -200,9 +200,9 @@ def run_training(config: dict[str, Any], out_dir: str | Path | None = None, prob
                 state["train_seconds"] = time.time() - started
                 epoch = state["epoch_float"] = state["epoch"] + (b + 1) / len(batches)
                 if step % config["log_every"] == 0 or step == 1:
-                    lr = scheduler.get_last_lr()[0]
-                    logger.log_train(step, loss=float(loss) * config["grad_accum"], lr=lr, epoch=round(epoch, 4), grad_norm=float(grad_norm))
-                    state["history"]["train"].append({"step": step, "loss": float(loss) * config["grad_accum"], "epoch": epoch})
+                    lr, value = scheduler.get_last_lr()[0], loss.item() * config["grad_accum"]
+                    logger.log_train(step, loss=value, lr=lr, epoch=round(epoch, 4), grad_norm=float(grad_norm))
+                    state["history"]["train"].append({"step": step, "loss": value, "epoch": epoch})
                 out_of_time = config["max_minutes"] is not None and state["train_seconds"] > 60 * float(config["max_minutes"])
                 if step % eval_every == 0 or step >= total_steps or out_of_time:
                     if evaluate(step):
