@@ -15,7 +15,7 @@ from typing import Any
 
 from ehrdebug.config import EhrDebugConfig
 from ehrdebug.findings import Finding, Severity
-from ehrdebug.grammar import DEMO, VISIT_OPEN, score_generations
+from ehrdebug.grammar import DEMO, END, VISIT_OPEN, score_generations
 from probes.degeneration import repetition_loop
 from probes.special_tokens import (
     end_token_ids,
@@ -24,6 +24,7 @@ from probes.special_tokens import (
     is_seq2seq,
     model_device,
     piece,
+    single_token_id,
     teacher_force,
 )
 
@@ -62,8 +63,10 @@ def generate_outputs(model: Any, tokenizer: Any, prompts: list[str], config: Ehr
     kw = decoding_kwargs(tokenizer, config, generation_kwargs)
     end_id, foreign = end_token_ids(tokenizer, config)
     drop = {tokenizer.pad_token_id, tokenizer.bos_token_id, foreign} - {None}
-    if end_id is not None and end_id == tokenizer.eos_token_id:
-        drop.add(end_id)  # T5-style: the model EOS is the end token; keep it out of the text
+    own_end = single_token_id(tokenizer, (config or EhrDebugConfig()).end_token or END)
+    if end_id is not None and end_id == tokenizer.eos_token_id and own_end is None:
+        drop.add(end_id)  # T5-style: the model's EOS stands in for the end token; it is not part of the text
+    # when the dataset's own end token (<END>) is the tokenizer's EOS it stays: the grammar requires it
     device = model_device(model)
     was_training = getattr(model, "training", False)
     model.eval()

@@ -65,3 +65,23 @@ def test_generate_outputs_keeps_structural_tokens():
     model, tok, _, _ = mf.bart_with_new_tokens("random", 20)
     gen = generate_outputs(model, tok, [HELD_OUT[0]["prompt"]], CFG, {"max_new_tokens": 5})
     assert len(gen.ids[0]) <= 6 and "</s>" not in gen.texts[0]
+
+
+def test_end_token_that_is_also_eos_stays_in_the_text() -> None:
+    """When the tokenizer's EOS *is* the dataset's <END>, generated text must keep it (the grammar needs it)."""
+    import torch
+
+    tok = mf.word_tokenizer([ex["prompt"] + " " + ex["target"] for ex in mf.ehr_examples(40)], added=mf.NEW_TOKENS)
+    tok.eos_token = "<END>"
+    model = mf.tiny_bart(len(tok))
+    target = HELD_OUT[0]["target"]
+    target_ids = tok(target, add_special_tokens=False)["input_ids"]
+
+    def fake_generate(**kwargs: object) -> torch.Tensor:
+        return torch.tensor([[model.config.decoder_start_token_id, *target_ids]])
+
+    model.generate = fake_generate  # type: ignore[method-assign]
+    out = generate_outputs(model, tok, [HELD_OUT[0]["prompt"]], CFG)
+    assert out.texts[0].endswith("<END>") and out.ended == [True]
+    found = tf_vs_sampling(model, tok, HELD_OUT[:1], CFG, generated=out, code_vocabulary=CODES)
+    assert found[0].evidence["structurally_valid"] == 1.0

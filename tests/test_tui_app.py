@@ -287,3 +287,21 @@ async def test_hf_trainer_output_dir_is_listed_and_opened(tmp_path: Path) -> Non
         live = app.screen
         assert live.state.last_step == 20 and live.state.lr == 1e-4
         assert [c.label for c in live.query_one("#live-plot").curves] == ["train", "eval_loss"]
+
+
+async def test_command_palette_opens_screens_and_q_goes_back(root: Path) -> None:
+    app = EhrDebugApp(root / "bart-broken")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _wait(pilot, lambda: type(app.screen).__name__ == "LiveScreen")
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.2)
+        await pilot.press(*"Findings")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await _wait(pilot, lambda: type(app.screen).__name__ == "FindingsScreen")
+        await pilot.press("q")
+        assert type(app.screen).__name__ == "LiveScreen"
+        await pilot.press("q")  # back to the list of runs, read only now that it is shown
+        await _wait(pilot, lambda: type(app.screen).__name__ == "RunsScreen" and len(app.screen.rows) == 3)
+        await pilot.press("q")
+    assert not app.is_running
