@@ -25,9 +25,9 @@ from recipes.zoo.report import markdown, plot_losses
 CONFIGS = Path(__file__).resolve().parent / "configs"
 BROKEN = "bart_ehrgen_small_broken"
 # the demo's own time budget on top of the configs (a 2-core CPU must finish within 5 minutes)
-BROKEN_OVERRIDES = ["max_minutes=1.1", "final_test=false", "num_eval_generations=8", "eval_every=40", "log_every=5"]
-FIXED_OVERRIDES = ["max_minutes=1.5", "final_test=false", "num_eval_generations=8", "log_every=5"]
-HELD_OUT = 48  # test prompts generated for the before/after figures
+BROKEN_OVERRIDES = ["max_minutes=1.0", "final_test=false", "num_eval_generations=8", "eval_every=60", "log_every=5"]
+FIXED_OVERRIDES = ["max_minutes=2.4", "final_test=false", "num_eval_generations=8", "eval_every=80", "log_every=5"]
+HELD_OUT = 32  # test prompts generated for the before/after figures
 T5_FIXES = ["add-task-prefix", "anti-repetition-decoding"]
 
 

@@ -302,6 +302,6 @@ async def test_command_palette_opens_screens_and_q_goes_back(root: Path) -> None
         await pilot.press("q")
         assert type(app.screen).__name__ == "LiveScreen"
         await pilot.press("q")  # back to the list of runs, read only now that it is shown
-        await _wait(pilot, lambda: type(app.screen).__name__ == "RunsScreen" and len(app.screen.rows) == 3)
+        await _wait(pilot, lambda: type(app.screen).__name__ == "RunsScreen" and len(app.screen.rows) == 1)
         await pilot.press("q")
     assert not app.is_running

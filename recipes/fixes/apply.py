@@ -170,9 +170,22 @@ def auto_plan(path: str | os.PathLike[str], data: str | None = None, config: Any
         if finding.severity >= Severity.WARN:
             for rid in finding.recipes:
                 reasons.setdefault(rid, []).append(f"{finding.probe}: {finding.title}")
-    fix_ids = [rid for rid in ids if rid in FIX]
+    fix_ids = drop_alternatives([rid for rid in ids if rid in FIX])
     advice = [(rid, ADVICE[rid]) for rid in ids if rid in ADVICE]
     return AutoPlan(fix_ids, advice, report, reasons)
+
+
+# fixes that are alternatives to one another: a finding may name several, only the first is applied
+ALTERNATIVES: tuple[frozenset[str], ...] = (frozenset({"init-new-embeddings-mean", "init-new-embeddings-description"}),)
+
+
+def drop_alternatives(fix_ids: list[str]) -> list[str]:
+    kept: list[str] = []
+    for rid in fix_ids:
+        if any(rid in group and any(k in group for k in kept) for group in ALTERNATIVES):
+            continue
+        kept.append(rid)
+    return kept
 
 
 __all__ = ["AutoPlan", "FixResult", "apply_fixes", "auto_plan", "CHECKPOINT", "CONFIG"]

@@ -87,10 +87,12 @@ INIT_DESCRIPTION = Fix(
 )
 
 
+MAX_WARMUP = 50  # a time-capped run (max_minutes) may do far fewer steps than epochs × batches
+
 # -- warmup-new-embeddings ----------------------------------------------------------------------------
 
 def estimated_steps(cfg: dict[str, Any], target: Target) -> int | None:
-    """Optimizer steps of the configured run: ``max_steps`` or epochs × batches per epoch."""
+    """Optimizer steps of the configured run: ``max_steps``, else epochs × batches per epoch."""
     max_steps = get_key(cfg, "max_steps")
     if isinstance(max_steps, int) and max_steps > 0:
         return max_steps
@@ -100,23 +102,24 @@ def estimated_steps(cfg: dict[str, Any], target: Target) -> int | None:
     path = datasource.train_file(cfg, target.info, base)
     if path is None:
         return None
-    n = get_key(cfg, "max_train_samples") or sum(1 for _ in datasource.iter_texts(path, limit=1_000_000))
-    if get_key(cfg, "max_train_samples"):
-        from ehrdebug.io.tables import iter_records
+    from ehrdebug.io.tables import iter_records
 
-        n = min(int(n), sum(1 for _ in iter_records(str(path))))
+    n = sum(1 for _ in iter_records(str(path)))
+    cap = get_key(cfg, "data.max_train")
+    if isinstance(cap, int) and cap > 0:
+        n = min(n, cap)
     batch = int(get_key(cfg, "batch_size") or 8) * int(get_key(cfg, "grad_accum") or 1)
     epochs = float(get_key(cfg, "epochs") or 1)
-    return max(1, int(epochs * -(-int(n) // batch)))
+    return max(1, int(epochs * -(-n // batch)))
 
 
 def _warmup_config(cfg: dict[str, Any], target: Target) -> list[Change]:
     changes: list[Change] = []
     current = int(get_key(cfg, "warmup_steps") or 0)
     total = estimated_steps(cfg, target)
-    wanted = max(10, round(0.1 * total)) if total else 100
+    wanted = min(MAX_WARMUP, max(10, round(0.1 * total))) if total else MAX_WARMUP
     if current < wanted:
-        note = f"10% of ~{total} steps" if total else "no step estimate; a common default"
+        note = f"10% of ~{total} steps, at most {MAX_WARMUP}" if total else "no step estimate; a common default"
         set_key(cfg, "warmup_steps", wanted, changes, note)
     return changes
 

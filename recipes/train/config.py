@@ -83,7 +83,7 @@ DEFAULTS: dict[str, Any] = {
     "num_log_samples": 4,  # of which logged as samples
     "final_test": True,  # after training: generate on the test split with the best weights
     "num_test_generations": 64,  # test records generated at the end (null = all)
-    "model_probes": False,  # run probes.model_suite.run_model_probes at each evaluation (slower)
+    "model_probes": False,  # probes.model_suite.run_model_probes: false | final | every_eval (tens of s each)
     "use_lora": False,
     "lora": {"r": 8, "alpha": 16, "dropout": 0.05, "target_modules": ["q_proj", "v_proj"], "modules_to_save": []},
     "generation": GENERATION_DEFAULTS,
@@ -217,6 +217,8 @@ def _validate(config: dict[str, Any], where: str) -> None:
     for key, allowed in choices.items():
         if config[key] not in allowed:
             raise UserError(f"{where}: {key} must be one of {', '.join(allowed)} (got {config[key]!r})")
+    if config["model_probes"] not in (False, True, "final", "every_eval"):
+        raise UserError(f"{where}: model_probes must be false, final or every_eval (got {config['model_probes']!r})")
     if config["label_pad"] not in (-100, "pad"):
         raise UserError(f"{where}: label_pad must be -100 or pad (got {config['label_pad']!r})")
     for key in ("epochs", "batch_size", "grad_accum"):

@@ -159,7 +159,8 @@ def run_training(config: dict[str, Any], out_dir: str | Path | None = None, prob
         for s in samples[: config["num_log_samples"]]:
             logger.log_sample(step, **s)
         state["history"]["eval"].append({"step": step, **metrics})
-        _run_probes(probes, model, tokenizer, config, step, logger, eval_records, task, token_info, codes)
+        suite = config["model_probes"] in (True, "every_eval")
+        _run_probes(probes, model, tokenizer, config, step, logger, eval_records, task, token_info, codes, suite)
         print(f"[eval step {step}] " + " ".join(f"{k}={v:.4g}" for k, v in metrics.items()), flush=True)
         value = metrics.get(metric, metrics["eval_loss"])
         if _improved(metric, value, state["best"], float(config["early_stopping"]["min_delta"])):
@@ -216,6 +217,8 @@ def run_training(config: dict[str, Any], out_dir: str | Path | None = None, prob
                 state["epoch"] += 1
                 state["batch_in_epoch"] = 0
         summary = _finish(model, tokenizer, config, task, state, run_dir, device, codes, token_info)
+        if config["model_probes"] == "final":  # once, on the best weights (tens of seconds on a CPU)
+            _run_probes(None, model, tokenizer, config, state["step"], logger, eval_records, task, token_info, codes, True)
         write_artifacts(run_dir, state["history"], summary)
         logger.finish("finished", **{k: v for k, v in summary.items() if isinstance(v, (int, float, str))})
     return run_dir
@@ -256,12 +259,13 @@ def _finish(model: Any, tokenizer: Any, config: dict[str, Any], task: Any, state
 
 
 def _run_probes(probes: Any, model: Any, tokenizer: Any, config: dict[str, Any], step: int, logger: Any,
-                records: list[dict[str, Any]], task: Any, token_info: dict[str, Any], codes: set[str] | None) -> None:  # fmt: skip
-    """Caller-supplied probes, and the model probe suite when ``model_probes: true``."""
+                records: list[dict[str, Any]], task: Any, token_info: dict[str, Any], codes: set[str] | None,
+                suite: bool) -> None:  # fmt: skip
+    """Caller-supplied probes, and ``probes.model_suite.run_model_probes`` when ``suite`` (if installed)."""
     findings: list[Any] = []
     if probes is not None:
         findings.extend(probes(model, tokenizer, config, step) or [])
-    if config.get("model_probes"):
+    if suite:
         try:
             from probes.model_suite import run_model_probes
         except ImportError:

@@ -183,8 +183,12 @@ def pretrain(kind: str, out: Path, steps: int | None = None, seed: int = 0, para
         if step % 100 == 0 or step == steps - 1:
             print(f"[{kind}] step {step:5d} loss {sum(losses[-50:]) / len(losses[-50:]):.3f} ({time.time() - start:.0f}s)")
     model.eval()
-    model.config.dtype = "float32"  # stored in fp16 to stay small; load (and train) in fp32
     model.half().save_pretrained(out, safe_serialization=True)
+    # stored in fp16 to stay small; config says fp32 so from_pretrained(dir) loads (and trains) in fp32
+    cfg_path = out / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["dtype"] = "float32"
+    cfg_path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
     stats = {
         "kind": kind,
         "objective": {"bart": "text infilling", "t5": "span corruption", "causal": "next token"}[kind],

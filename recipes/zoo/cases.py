@@ -140,11 +140,11 @@ CASES_LIST: list[Case] = [
         name="constant-output",
         seed="002",
         failure="'True' for every input: the model ignores the input",
-        how="labels padded with the pad id: padding dominates the loss and the answer collapses to one string",
+        how="a high learning rate with no warmup and a short run: T5 collapses onto one string for every vignette",
         probe="generation.degeneration",
-        fix="mask-label-padding",
+        fix="train-longer",  # advice: no automatic fix answers a collapsed, undertrained model
         config=T5,
-        overrides=TINY_T5 + ("label_pad=pad", "pad_to_max_length=true", "max_target_length=32", "max_steps=40"),
+        overrides=TINY_T5 + ("lr=3e-3", "warmup_steps=0", "max_steps=30", "eval_every=30", "max_minutes=1.5"),
         match="same output for every input",
     ),
 ]

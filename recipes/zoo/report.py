@@ -98,7 +98,8 @@ def markdown(
 ) -> str:
     lines = [f"# {title}", ""]
     lines += ["| | before | after |", "|---|---|---|"]
-    lines += [f"| {label} | {b} | {a} |" for label, b, a in comparison_rows(before, after)]
+    bar = "\\|"  # a literal | inside a table cell
+    lines += [f"| {label.replace('|', bar)} | {b} | {a} |" for label, b, a in comparison_rows(before, after)]
     lines += ["", "## Acceptance", ""]
     lines += [f"- {'PASS' if ok else 'FAIL'}: {name}" for name, ok in acceptance.items()]
     lines += ["", "## What the doctor found before the fixes", ""]

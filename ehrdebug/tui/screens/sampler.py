@@ -114,9 +114,6 @@ class SamplerScreen(Screen[None]):
 
     # -- generating -------------------------------------------------------------------------------
     def action_generate(self) -> None:
-        if self.job is not None and self.job.state == WorkerState.RUNNING:
-            self.notify("Already generating (ctrl+k cancels).")
-            return
         prompt = self.query_one("#sampler-prompt", Input).value
         try:
             settings = parse_settings(self.query_one("#sampler-settings", Input).value)
@@ -125,6 +122,9 @@ class SamplerScreen(Screen[None]):
             return
         if not prompt.strip():
             self._headline(Text("type a prompt first", style="yellow"))
+            return
+        if self.job is not None and self.job.state == WorkerState.RUNNING:
+            self.notify("Already generating (ctrl+k cancels).")
             return
         self._headline(Text("generating… (ctrl+k cancels)", style="yellow"))
         self.job = self._generate(prompt, settings)
