@@ -169,3 +169,43 @@ def test_open_run_errors_are_one_line(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="is not a run"):
         open_run(tmp_path / "empty")
+
+
+def test_nan_loss_survives_the_round_trip_and_is_caught(tmp_path: Path) -> None:
+    """A NaN loss must reach the curve probes (it is written as "nan" so the log stays strict JSON)."""
+    import math
+
+    from probes.curves import divergence
+
+    with RunLogger(tmp_path / "r") as log:
+        for step in range(1, 21):
+            log.log_train(step, loss=1.0 / step if step < 15 else float("nan"))
+    history = open_run(tmp_path / "r").history()
+    assert len(history.train) == 20 and math.isnan(history.train.values[-1])
+    assert max(f.severity for f in divergence(history)) == Severity.FAIL
+
+
+def test_large_log_fast_reader_matches_the_line_reader(tmp_path: Path) -> None:
+    """Above 8 MB history() reads column-wise; it must give exactly what the line-by-line reader gives."""
+    from ehrdebug.runstore import reader
+
+    run_dir = tmp_path / "big"
+    run_dir.mkdir()
+    lines = []
+    for step in range(1, 90_001):
+        lines.append(json.dumps({"t": 1.0 + step, "step": step, "kind": "train", "loss": 5.0 / step ** 0.5,
+                                 "lr": 1e-4, "epoch": step / 9000}, separators=(",", ":")))
+        if step % 1000 == 0:
+            lines.append(json.dumps({"t": 1.0, "step": step, "kind": "eval", "eval_loss": 2.0 / step ** 0.3,
+                                     "eval_test_loss": 2.5 / step ** 0.3}, separators=(",", ":")))
+            lines.append(json.dumps({"t": 1.0, "step": step, "kind": "finding", "probe": "x", "severity": "info",
+                                     "title": "t", "evidence": {"kind": "nested"}}, separators=(",", ":")))
+    (run_dir / "events.jsonl").write_text("\n".join(lines) + '\n{"t":1,"step":90001,"ki')
+    assert (run_dir / "events.jsonl").stat().st_size > reader.FAST_READ_BYTES
+    run = open_run(run_dir)
+    fast = run.history()
+    slow = reader.Run.history(run)
+    assert fast.train.steps == slow.train.steps and fast.train.values == pytest.approx(slow.train.values)
+    assert set(fast.evals) == set(slow.evals) == {"eval_loss", "eval_test_loss"}
+    assert fast.evals["eval_test_loss"].values == pytest.approx(slow.evals["eval_test_loss"].values)
+    assert fast.metrics["lr"].values == pytest.approx(slow.metrics["lr"].values)

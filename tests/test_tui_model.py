@@ -152,7 +152,7 @@ def test_fast_log_reader_matches_the_run_store(tmp_path: Path) -> None:
     import math
 
     from ehrdebug.runstore import RunLogger, open_run
-    from ehrdebug.tui.fastload import read_log
+    from ehrdebug.runstore.fastload import read_log
     from ehrdebug.tui.model import LiveState
     from ehrdebug.tui.simulate import write_run
 

@@ -71,6 +71,8 @@ class History:
     def add_log(self, step: int, entry: dict[str, Any], epoch: float | None = None) -> None:
         """Route one HF-style log dict (``{"loss": …}`` or ``{"eval_loss": …}``) into the right series."""
         for key, value in entry.items():
+            if isinstance(value, str) and value.strip().lower() in _NON_FINITE:
+                value = float(value)  # NaN/inf are written as strings ("nan") to keep the log strict JSON
             if key in ("step", "epoch", "t", "time", "kind", "split") or not isinstance(value, (int, float)) or isinstance(value, bool):
                 continue
             if key in ("loss", "train_loss_step"):
@@ -81,6 +83,9 @@ class History:
                 self.meta[key] = value  # HF's end-of-training summary, not a curve point
             else:
                 self.metrics.setdefault(key, Series(key)).add(step, value, epoch)
+
+
+_NON_FINITE = {"nan", "inf", "-inf", "infinity", "-infinity"}
 
 
 def is_eval_loss_key(key: str) -> bool:

@@ -20,6 +20,7 @@ from ehrdebug.runstore.events import parse_lines
 from ehrdebug.runstore.history import History
 
 STALE_AFTER_S = 15 * 60
+FAST_READ_BYTES = 8 << 20  # above this size history() uses the column-wise reader
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 
 
@@ -140,6 +141,21 @@ class EhrDebugRun(Run):
 
     def events(self, kinds: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
         return read_events(self.events_path, kinds)
+
+    def history(self) -> History:
+        """Large logs are read column-wise (pyarrow, ~1 s per million lines); anything it refuses falls back."""
+        try:
+            big = self.events_path.stat().st_size > FAST_READ_BYTES
+        except FileNotFoundError:
+            big = False
+        if big:
+            from ehrdebug.runstore.fastload import read_log
+
+            try:
+                return read_log(self.events_path)[0]
+            except (ValueError, ImportError):
+                pass
+        return super().history()
 
     def checkpoints(self) -> list[Checkpoint]:
         return [Checkpoint(step, path) for step, path in list_step_dirs(self.path / "checkpoints")]

@@ -202,7 +202,7 @@ class LiveState:
         other: list[dict[str, Any]] | None = None
         events_path = getattr(run, "events_path", None)
         if run.kind == "ehrdebug" and events_path is not None and events_path.is_file():
-            from ehrdebug.tui.fastload import read_log
+            from ehrdebug.runstore.fastload import read_log
 
             try:
                 state.history, other, state._rate = read_log(events_path)
