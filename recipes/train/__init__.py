@@ -14,13 +14,23 @@ Public API (stable; other recipes, the bug zoo and ``ehrdebug demo`` build on it
     (safetensors + tokenizer + optimizer/scheduler state), artifacts/loss.png and
     artifacts/metrics_summary.json. ``resume=true`` continues from the last checkpoint in out_dir.
     ``probes`` is an optional callable ``probes(model, tokenizer, config, step) -> list[Finding]``
-    called at each evaluation; findings are logged as events.
+    called at each evaluation; findings are logged as events (warn/fail also as alerts).
+    ``model_probes: final | every_eval`` also runs ``probes.model_suite.run_model_probes`` (tens of
+    seconds per call on a CPU, so off by default). Metrics logged at each evaluation:
+    bart_ehrgen: ``eval_loss, eval_structural_validity, eval_valid_code_rate, eval_codes_generated,
+    eval_p_visit_after_demo, eval_p_eos_after_demo``; t5_diagnosis: ``eval_loss, eval_accuracy,
+    eval_empty_rate, eval_repetition_rate, eval_echo_rate``; the same with ``test_`` at the end in
+    metrics_summary.json (``test``, ``best_step``, ``best_checkpoint``, ``tokens.demo_pieces`` ...).
 
 ``evaluate_checkpoint(run_or_checkpoint_dir, config=None) -> dict``
     Re-run the evaluation (eval loss, generations, grammar score, P(<v> | ... <demo>)) on a saved
     checkpoint; returns the metrics dict.
 
 ``pick_device(preference: str = "auto") -> torch.device``   cuda > mps > cpu.
+
+Task helpers (stable): ``recipes.train.bart_ehrgen.generate / decoder_prefix / p_visit_after_demo``
+(the decoder is primed with the prompt when ``decoder_prompt: true``), ``recipes.train.t5_diagnosis.generate``,
+``recipes.train.generate.generation_kwargs(tokenizer, model, config)``, ``recipes.train.tokens.add_tokens``.
 
 Config keys (see recipes/configs/*.yaml for the full commented list): ``base`` (local dir such as
 ``sample_data/bases/bart`` or a hub id such as ``facebook/bart-base``), ``special_tokens``,
