@@ -88,19 +88,65 @@ def _check_keys(data: dict[str, Any], where: str = "configuration") -> None:
             raise UserError(f"unknown key {key!r} in {where}{hint}")
 
 
+_STR_KEYS = ("end_token", "text_field", "target_field", "label_field", "patient_field", "task_prefix")
+_INT_KEYS = ("max_length", "max_target_length", "top_n_codes")
+_LIST_KEYS = ("structural_tokens", "code_systems")
+
+
 def from_mapping(data: dict[str, Any], where: str = "configuration") -> EhrDebugConfig:
+    if not isinstance(data, dict):
+        raise UserError(f"{where}: the ehrdebug settings must be a table, got {type(data).__name__}")
     _check_keys(data, where)
     data = dict(data)
     if "thresholds" in data:
+        if not isinstance(data["thresholds"], dict):
+            raise UserError(f"thresholds in {where} must be a table ([thresholds]), got {data['thresholds']!r}")
         unknown = set(data["thresholds"]) - set(DEFAULT_THRESHOLDS)
         for key in unknown:
             close = difflib.get_close_matches(key, list(DEFAULT_THRESHOLDS), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise UserError(f"unknown threshold {key!r} in {where}{hint}")
+        for key, value in data["thresholds"].items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise UserError(f"threshold {key!r} in {where} must be a number, got {value!r}")
         data["thresholds"] = {**DEFAULT_THRESHOLDS, **data["thresholds"]}
-    if isinstance(data.get("structural_tokens"), str):
-        data["structural_tokens"] = split_tokens(data["structural_tokens"])
+    for key in _LIST_KEYS:
+        if isinstance(data.get(key), str):
+            data[key] = split_tokens(data[key])
+    _check_types(data, where)
     return EhrDebugConfig(**data)
+
+
+def _check_types(data: dict[str, Any], where: str) -> None:
+    """A value of the wrong type is an error naming the key, not a crash or a setting silently ignored."""
+    for key, value in data.items():
+        if key in _STR_KEYS and not isinstance(value, str):
+            raise UserError(f"{key} in {where} must be a string, got {value!r}")
+        if key in _INT_KEYS and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise UserError(f"{key} in {where} must be a whole number of at least 1, got {value!r}")
+        if key in _LIST_KEYS and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            raise UserError(f"{key} in {where} must be a list of strings, got {value!r}")
+        if key == "custom_code_systems" and not (
+                isinstance(value, dict) and all(isinstance(v, str) for v in value.values())):
+            raise UserError(f"{key} in {where} must be a table of name = \"regex\", got {value!r}")
+    _check_code_systems(data.get("code_systems") or [], data.get("custom_code_systems") or {}, where)
+
+
+def _check_code_systems(names: list[str], custom: dict[str, str], where: str) -> None:
+    """Code-system names and custom regexes are checked when the file is read, not when a probe runs."""
+    import re
+
+    from ehrdebug.codes import BUILTIN
+
+    for name, pattern in custom.items():
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise UserError(f"custom_code_systems.{name} in {where}: invalid regex: {exc}") from exc
+    for name in names:
+        if name not in BUILTIN and name not in custom:
+            raise UserError(f"unknown code system {name!r} in {where} (built-in: {', '.join(BUILTIN)};"
+                            " add your own under [custom_code_systems])")
 
 
 def split_tokens(value: str) -> list[str]:
@@ -119,6 +165,8 @@ def _load_toml(path: str) -> dict[str, Any]:
             return tomllib.load(fh)
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise UserError(f"cannot read {path}: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise UserError(f"cannot read {path}: not UTF-8 text (bad byte at offset {exc.start})") from exc
 
 
 def load_config(start: str | None = None, explicit: str | None = None) -> EhrDebugConfig:
@@ -127,8 +175,10 @@ def load_config(start: str | None = None, explicit: str | None = None) -> EhrDeb
         if not os.path.isfile(explicit):
             raise UserError(f"config file not found: {explicit}")
         data = _load_toml(explicit)
-        section = data.get("tool", {}).get("ehrdebug", data) if explicit.endswith("pyproject.toml") else data
-        return from_mapping(section.get("ehrdebug", section) if "ehrdebug" in section else section, explicit)
+        tool = data.get("tool") if isinstance(data.get("tool"), dict) else {}
+        section = tool.get("ehrdebug", data) if explicit.endswith("pyproject.toml") else data
+        nested = isinstance(section, dict) and isinstance(section.get("ehrdebug"), dict)
+        return from_mapping(section["ehrdebug"] if nested else section, explicit)
     here = os.path.abspath(start or os.getcwd())
     while True:
         candidate = os.path.join(here, "ehrdebug.toml")
@@ -137,7 +187,8 @@ def load_config(start: str | None = None, explicit: str | None = None) -> EhrDeb
             return from_mapping(data.get("ehrdebug", data), candidate)
         candidate = os.path.join(here, "pyproject.toml")
         if os.path.isfile(candidate):
-            section = _load_toml(candidate).get("tool", {}).get("ehrdebug")
+            tool = _load_toml(candidate).get("tool")
+            section = tool.get("ehrdebug") if isinstance(tool, dict) else None
             if section is not None:
                 return from_mapping(section, candidate)
         parent = os.path.dirname(here)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 
 class UserError(Exception):
     """A problem with the user's input (missing file, wrong format, bad config), never a bug.
@@ -14,8 +16,6 @@ class UserError(Exception):
 
 def require_file(path: str, what: str = "file") -> None:
     """Raise a one-line UserError unless ``path`` is an existing regular file."""
-    import os
-
     if not os.path.exists(path):
         raise UserError(f"{what} not found: {path}")
     if os.path.isdir(path):
@@ -23,9 +23,21 @@ def require_file(path: str, what: str = "file") -> None:
 
 
 def require_dir(path: str, what: str = "directory") -> None:
-    import os
-
     if not os.path.exists(path):
         raise UserError(f"{what} not found: {path}")
     if not os.path.isdir(path):
         raise UserError(f"expected a {what} but got a file: {path}")
+
+
+def require_json_object(path: str | os.PathLike[str]) -> dict:
+    """The JSON object in ``path``; a one-line UserError when it is unreadable, not JSON or not an object."""
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError) as exc:  # ValueError: not JSON, or not UTF-8
+        raise UserError(f"cannot read {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data

@@ -20,6 +20,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ehrdebug.errors import UserError
 from ehrdebug.findings import Finding, Severity
 
 PROBE = "data.coverage"
@@ -56,8 +57,6 @@ class TrainingPlan:
     max_steps: int = -1
 
     def validate(self) -> None:
-        from ehrdebug.errors import UserError
-
         for name in ("per_device_batch", "grad_accum", "devices"):
             if int(getattr(self, name)) < 1:
                 raise UserError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
@@ -71,15 +70,40 @@ def plan_from_mapping(data: dict[str, Any], base: TrainingPlan | None = None) ->
     plan = TrainingPlan(**asdict(base)) if base else TrainingPlan()
     for key, attr in _ARG_KEYS.items():
         if key in found and found[key] is not None:
-            value = found[key]
-            if attr == "drop_last":
-                value = bool(value)
-            elif attr == "epochs":
-                value = float(value)
-            else:
-                value = int(value)
-            setattr(plan, attr, value)
+            setattr(plan, attr, _arg_value(key, attr, found[key]))
     return plan
+
+
+def _arg_value(key: str, attr: str, value: Any) -> Any:
+    """A training argument as the plan needs it; a UserError naming the key for a value of the wrong type."""
+    if attr == "drop_last":
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
+        if isinstance(value, (bool, int)) and value in (0, 1):
+            return bool(value)
+        raise UserError(f"training argument {key} must be true or false, got {value!r}")
+    if attr == "epochs":
+        number = _number(value)
+        if number is None:
+            raise UserError(f"training argument {key} must be a number, got {value!r}")
+        return number
+    number = _number(value)
+    if number is None or not number.is_integer():
+        raise UserError(f"training argument {key} must be a whole number, got {value!r}")
+    return int(number)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    if isinstance(value, (int, float)) and math.isfinite(value):
+        return float(value)
+    return None
 
 
 def find_training_args(data: Any, depth: int = 0) -> dict[str, Any]:

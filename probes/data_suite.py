@@ -78,8 +78,9 @@ def read_plan(path: str | None, base: TrainingPlan | None = None) -> TrainingPla
     try:
         with open(path, encoding="utf-8") as fh:
             data = json.load(fh)
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"{path}: not a JSON file of training arguments ({exc})") from exc
+    except (OSError, ValueError) as exc:  # ValueError: not JSON, or not UTF-8 (HF's pickled training_args.bin)
+        hint = "; HF's training_args.bin is a pickle: pass its JSON (args.to_json_string())" if path.endswith(".bin") else ""
+        raise UserError(f"{path}: not a JSON file of training arguments ({exc}){hint}") from exc
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a JSON object of training arguments")
     if not find_training_args(data):
@@ -169,7 +170,7 @@ def run_data_probes_for_run(run_dir: str, config: EhrDebugConfig | None = None) 
     try:
         with open(path, encoding="utf-8") as fh:
             info = json.load(fh)
-    except (OSError, json.JSONDecodeError):
+    except (OSError, ValueError):  # ValueError: not JSON, or not UTF-8
         return []
     sources = data_sources(info.get("data"), run_dir) if isinstance(info, dict) else {}
     if "train" not in sources:
@@ -261,23 +262,28 @@ def load_collator(spec: str, tokenizer: Any, model: Any = None) -> tuple[Callabl
             mspec.loader.exec_module(module)  # type: ignore[union-attr]
         else:
             module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise UserError(f"cannot import {module_name}: {exc}") from exc
+    except UserError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the user's module failed to import (syntax error, raise at import)
+        raise UserError(f"cannot import {module_name}: {type(exc).__name__}: {exc}") from exc
     if not hasattr(module, attr):
         raise UserError(f"{module_name} has no attribute {attr!r}")
     obj = getattr(module, attr)
     kwargs = {"model": model} if model is not None else {}
-    if inspect.isclass(obj):
-        try:
-            return obj(tokenizer, **kwargs), obj.__name__
-        except TypeError:
-            return obj(tokenizer), obj.__name__
-    if inspect.isfunction(obj):
-        params = list(inspect.signature(obj).parameters)
-        if params and params[0] in ("tokenizer", "tok", "processing_class"):
-            built = obj(tokenizer)
-            return built, f"{attr}(tokenizer) -> {type(built).__name__}"
-        return obj, attr
+    try:
+        if inspect.isclass(obj):
+            try:
+                return obj(tokenizer, **kwargs), obj.__name__
+            except TypeError:
+                return obj(tokenizer), obj.__name__
+        if inspect.isfunction(obj):
+            params = list(inspect.signature(obj).parameters)
+            if params and params[0] in ("tokenizer", "tok", "processing_class"):
+                built = obj(tokenizer)
+                return built, f"{attr}(tokenizer) -> {type(built).__name__}"
+            return obj, attr
+    except Exception as exc:  # noqa: BLE001 - building the user's collator raised in the user's code
+        raise UserError(f"cannot build the collator {spec}: {type(exc).__name__}: {exc}") from exc
     if callable(obj):
         return obj, type(obj).__name__
     raise UserError(f"{spec} is not callable")

@@ -61,7 +61,8 @@ def _has_tokenizer(path: Path) -> bool:
 
 def resolve_target(path: str | os.PathLike[str]) -> Target:
     """Classify ``path``; a UserError (exit 2) when it is none of the three kinds."""
-    from ehrdebug.runstore import open_run
+    from ehrdebug.errors import require_json_object
+    from ehrdebug.runstore.reader import check_run, open_run
 
     p = Path(path)
     if not p.exists():
@@ -80,6 +81,10 @@ def resolve_target(path: str | os.PathLike[str]) -> Target:
             if not _is_model_dir(p):
                 raise UserError(f"{p} is not a run (no run.json/events.jsonl/trainer_state.json) "
                                 "nor a checkpoint (no config.json)") from None
+    if run is not None:
+        check_run(run)  # run.json / trainer_state.json that is not JSON, an events.jsonl of garbage: exit 2
+    if _is_model_dir(p):
+        require_json_object(p / ("config.json" if (p / "config.json").is_file() else "adapter_config.json"))
     is_checkpoint = run is None or until is not None or (
         _is_model_dir(p) and run.kind == "hf" and (_step_of(p.name) is not None or not run.history().train.steps))
     target = Target(path=p, kind="checkpoint" if is_checkpoint else run.kind, run=run, until_step=until)

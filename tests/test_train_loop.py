@@ -100,12 +100,23 @@ def test_early_stopping_stops_and_keeps_the_best_checkpoint(tmp_path: Path) -> N
     assert any("early stopping" in a["message"] for a in alerts)
 
 
-def test_t5_run_on_the_standin(tmp_path: Path) -> None:
+def test_t5_run_on_the_standin_logs_passed_in_probes(tmp_path: Path) -> None:
+    from ehrdebug.findings import Finding, Severity
     from recipes.train.loop import run_training
+
+    seen: list[int] = []
+
+    def probe(model, tokenizer, config, step):  # a probe passed in by the caller (the core never imports probes)
+        seen.append(step)
+        return [Finding("test.probe", Severity.WARN, f"looked at step {step}", evidence={"vocab": len(tokenizer)})]
 
     data = write_standin(tmp_path / "data")
     config = load_config(REPO / "recipes/configs/t5_diagnosis_small.yaml", [*TINY, f"data.root={data}", f"out={tmp_path / 'run'}"])
-    run = run_training(config)
+    run = run_training(config, probes=probe)
+    assert seen == [2, 4]
+    events = [json.loads(x) for x in (run / "events.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in events if e["kind"] == "finding" and e.get("probe") == "test.probe"] == [2, 4]
+    assert any(e["kind"] == "alert" and e.get("probe") == "test.probe" for e in events)
     summary = json.loads((run / "artifacts" / "metrics_summary.json").read_text())
     assert set(summary["test"]) == {"test_accuracy", "test_empty_rate", "test_repetition_rate", "test_echo_rate"}
     samples = [json.loads(x) for x in (run / "events.jsonl").read_text().splitlines() if '"kind":"sample"' in x]

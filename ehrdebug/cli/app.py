@@ -1,12 +1,14 @@
 """The ``ehrdebug`` command: groups are registered from their own modules, and only when they have commands.
 
-Exit codes: 0 ok, 1 findings at or above ``--fail-on``, 2 a usage or input error (one line on stderr).
+Exit codes: 0 ok, 1 findings at or above ``--fail-on``, 2 a usage or input error (one line on stderr),
+3 an internal error (a bug in ehrdebug: one line naming it; ``--debug`` shows the traceback).
 Heavy libraries are never imported here: ``ehrdebug --help`` must stay instant.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import typer
@@ -37,6 +39,7 @@ app = typer.Typer(
 )
 
 _STATE = {"debug": False}
+INTERNAL_ERROR = 3  # not 1 (findings) nor 2 (the user's input): a bug in ehrdebug itself
 
 
 def _version(value: bool) -> None:
@@ -80,21 +83,20 @@ _register()
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Console entry point: maps user errors to one stderr line and exit 2."""
+    """Console entry point: user errors become one stderr line and exit 2, bugs one line and exit 3."""
     try:  # typer >= 0.20 vendors click as typer._click
         from typer._click.exceptions import ClickException, NoArgsIsHelpError
     except ImportError:  # pragma: no cover - older typer uses click itself
         from click.exceptions import ClickException, NoArgsIsHelpError  # type: ignore[no-redef]
 
     args = sys.argv[1:] if argv is None else argv
-    debug = "--debug" in args
+    _STATE["debug"] = False  # set by the root callback when ``ehrdebug --debug ...`` is parsed
     try:
         result = app(args=args, prog_name="ehrdebug", standalone_mode=False)
     except UserError as exc:
-        if debug:
+        if _STATE["debug"]:
             raise
-        typer.echo(f"ehrdebug: error: {exc}", err=True)
-        return exc.exit_code
+        return _fail(str(exc), exc.exit_code)
     except typer.Exit as exc:
         return int(getattr(exc, "exit_code", 0) or 0)
     except typer.Abort:
@@ -102,20 +104,47 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except NoArgsIsHelpError:
         return 0  # typer has already printed the help
-    except ClickException as exc:
-        if debug:
-            raise
-        typer.echo(f"ehrdebug: error: {exc.format_message()}", err=True)
-        return 2
+    except ClickException as exc:  # a usage error: its traceback (click's parser) helps nobody, even with --debug
+        return _fail(exc.format_message(), 2)
     except KeyboardInterrupt:
         typer.echo("ehrdebug: interrupted", err=True)
         return 130
-    except (OSError, MemoryError) as exc:
-        if debug:
+    except (OSError, MemoryError) as exc:  # a path the user named that cannot be read or written, a full disk
+        if _STATE["debug"]:
             raise
-        typer.echo(f"ehrdebug: error: {exc}", err=True)
-        return 2
+        return _fail(_os_message(exc), 2)
+    except Exception as exc:  # a bug: say so in one line, never dress it up as the user's mistake
+        if _STATE["debug"]:
+            raise
+        detail = " ".join(str(exc).split())[:300]
+        return _fail(f"internal error: {type(exc).__name__}: {detail}{_origin(exc)}; this is a bug in ehrdebug,"
+                     " run again as `ehrdebug --debug ...` for the traceback", INTERNAL_ERROR)
     return result if isinstance(result, int) else 0
+
+
+def _fail(message: str, code: int) -> int:
+    """Print ``message`` as exactly one line on stderr (embedded newlines folded) and return ``code``."""
+    line = " ".join(message.split()) or "unknown error"
+    typer.echo(f"ehrdebug: error: {line}", err=True)
+    return code
+
+
+def _os_message(exc: BaseException) -> str:
+    """``/x/y: Permission denied`` rather than ``[Errno 13] Permission denied: '/x/y'``."""
+    if isinstance(exc, OSError) and exc.strerror and exc.filename is not None:
+        other = f" -> {exc.filename2}" if exc.filename2 is not None else ""
+        return f"{exc.filename}{other}: {exc.strerror}"
+    return str(exc) or type(exc).__name__
+
+
+def _origin(exc: BaseException) -> str:
+    """`` (at module.py:123)``: the innermost frame of the traceback, so a one-line bug report is actionable."""
+    tb = exc.__traceback__
+    if tb is None:
+        return ""
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return f" (at {os.path.basename(tb.tb_frame.f_code.co_filename)}:{tb.tb_lineno})"
 
 
 def run() -> None:

@@ -23,8 +23,12 @@ def parse_fail_on(value: str) -> Severity:
     return sev
 
 
-def emit_report(report: Report, fmt: str, fail_on: str, output: str | None = None) -> int:
-    """Print (or write) the rendered report and return the exit code it implies."""
+def emit_report(report: Report, fmt: str, fail_on: str, output: str | None = None, *,
+                inputs: tuple[str | None, ...] = ()) -> int:
+    """Print (or write) the rendered report and return the exit code it implies.
+
+    ``inputs`` are the files and folders the command read: ``--output`` may not overwrite one of them
+    or a file inside one (a typo must not replace the training data or a run's log with a report)."""
     from ehrdebug.report.render import FORMATS, render
 
     if fmt not in FORMATS:
@@ -33,12 +37,49 @@ def emit_report(report: Report, fmt: str, fail_on: str, output: str | None = Non
     width = max(80, min(140, _terminal_width()))
     text = render(report, fmt, width=width)
     if output:
-        os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-        with open(output, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        check_output(output, inputs)
+        try:
+            os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+            with open(output, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        except (FileExistsError, NotADirectoryError) as exc:  # makedirs/open through a path part that is a file
+            raise UserError(f"cannot write --output {output}: a folder in its path is a file") from exc
+        except OSError as exc:
+            raise UserError(f"cannot write --output {output}: {exc.strerror or exc}") from exc
     else:
         typer.echo(text, nl=not text.endswith("\n"))
     return report.exit_code(threshold)
+
+
+def check_output(output: str | None, inputs: tuple[str | None, ...] = ()) -> None:
+    """A UserError when ``--output`` names a directory, or an existing file that is (or is inside) one of
+    the command's ``inputs`` (checked before a long probe run, and again on write)."""
+    if not output:
+        return
+    if os.path.isdir(output):
+        raise UserError(f"--output {output} is a directory; name a file to write the report to")
+    if not os.path.exists(output):
+        return
+    target = os.path.realpath(output)
+    for given in inputs:
+        if not given or not os.path.exists(given):
+            continue
+        source = os.path.realpath(given)
+        inside = os.path.isdir(source) and os.path.commonpath([target, source]) == source
+        if target == source or (inside and _is_run_or_data_file(target)):
+            raise UserError(f"--output {output} would overwrite the input {given}; write the report elsewhere")
+
+
+# files inside a diagnosed folder that a report must never replace (a report of the last run may be)
+_RUN_FILES = {"events.jsonl", "run.json", "trainer_state.json", "config.json", "adapter_config.json",
+              "generation_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+              "vocab.json", "vocab.txt", "merges.txt", "training_args.json"}
+_DATA_SUFFIXES = (".jsonl", ".csv", ".tsv", ".parquet", ".gz", ".safetensors", ".bin", ".pt", ".model", ".yaml")
+
+
+def _is_run_or_data_file(path: str) -> bool:
+    name = os.path.basename(path)
+    return name in _RUN_FILES or name.lower().endswith(_DATA_SUFFIXES)
 
 
 def _terminal_width() -> int:

@@ -31,8 +31,9 @@ def doctor(
     output: str | None = typer.Option(None, "--output", "-o", help="Write the rendered report to this file."),
 ) -> int:
     """Diagnose a run or checkpoint: curves, metrics, data, tokenizer and model probes, ranked."""
-    from ehrdebug.cli.common import emit_report, parse_fail_on
+    from ehrdebug.cli.common import check_output, emit_report, parse_fail_on
     from ehrdebug.report.render import FORMATS
+    from probes.doctor import resolve_target
     from probes.doctor_reports import save_report
 
     if fmt not in FORMATS:  # fail before minutes of probing, not after
@@ -40,13 +41,15 @@ def doctor(
 
         raise UserError(f"unknown --format {fmt!r} (expected one of: {', '.join(FORMATS)})")
     parse_fail_on(fail_on)
+    check_output(output, (path, data, config))
+    resolve_target(path)  # a path that is no run/checkpoint, or whose run.json is broken: one line, exit 2
     report = _diagnose()(path, data=data, config=config)
     try:
         folder = save_report(report, path)
         typer.echo(f"ehrdebug: report saved to {folder}", err=True)
     except OSError as exc:
         typer.echo(f"ehrdebug: note: report not saved ({exc})", err=True)
-    code = emit_report(report, fmt, fail_on, output)
+    code = emit_report(report, fmt, fail_on, output, inputs=(path, data, config))
     raise typer.Exit(code)
 
 

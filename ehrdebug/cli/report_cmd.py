@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from ehrdebug.findings import Report
 
 SINGLE_COMMAND = True
+MAX_REPORT_BYTES = 64 << 20  # a doctor report is kilobytes; a larger file is not one
 app = typer.Typer()
 
 
@@ -28,7 +29,7 @@ def report(
     """Re-render a saved report (text, json, junit, github, markdown) without re-running any probe."""
     from ehrdebug.cli.common import emit_report
 
-    code = emit_report(load_report(path), fmt, fail_on, output)
+    code = emit_report(load_report(path), fmt, fail_on, output, inputs=(path,))
     raise typer.Exit(code)
 
 
@@ -45,6 +46,9 @@ def load_report(path: str) -> Report:
         raise UserError(f"path not found: {path}")
     found = find_saved_report(path)
     if found is not None:
+        size = found.stat().st_size
+        if size > MAX_REPORT_BYTES:  # a model file or a data dump passed by mistake: not read into memory
+            raise UserError(f"{found} is {size / 2**20:.0f} MB, too large to be an ehrdebug report.json")
         try:
             data = json.loads(found.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:

@@ -28,6 +28,18 @@ def tui(
         raise UserError(f"expected a folder of runs or a run directory, got a file: {path}")
     if interval <= 0:
         raise UserError("--interval must be positive")
+    _check_run(path)
     from ehrdebug.tui.app import EhrDebugApp
 
     EhrDebugApp(path, follow_interval=interval).run()
+
+
+def _check_run(path: str) -> None:
+    """One run whose run.json / trainer_state.json / events.jsonl is broken: one line and exit 2 here,
+    not a traceback from inside the running app (a folder of runs is left to the runs screen)."""
+    from pathlib import Path
+
+    from ehrdebug.runstore.reader import check_run, is_run_dir, open_run
+
+    if is_run_dir(Path(path)):
+        check_run(open_run(path))

@@ -39,6 +39,9 @@ def load_source(source: str, path: str | None, n_patients: int = 2000, seed: int
     if source == "synthetic" and not path:
         from ehrdebug.data.synth import synthesize
 
+        if n_patients < 1:
+            raise UserError(f"--patients must be at least 1, not {n_patients}")
+
         with tempfile.TemporaryDirectory() as tmp:
             synthesize(tmp, n_patients, seed)
             return mimic.load_mimic3(tmp)

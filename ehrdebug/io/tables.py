@@ -14,6 +14,7 @@ import csv
 import gzip
 import json
 import os
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
@@ -26,6 +27,7 @@ MAX_RECORD_BYTES = 1 << 20  # a longer line is truncated to this many bytes
 MAX_SKIP_BYTES = 64 << 20  # give up on a file whose over-long line runs on past this many bytes
 MAX_JSON_ARRAY_BYTES = 256 << 20  # a JSON array is parsed whole, so only up to this size
 _CHUNK = 1 << 20
+EXTRA_FIELDS = "_extra_fields"  # CSV: values of a row beyond its header's columns
 
 
 @dataclass
@@ -150,13 +152,17 @@ def iter_records(
     stats.path, stats.file_bytes, stats.limit = path, size, limit
     count = 0
     reader = _iter_parquet(path) if fmt == "parquet" else _READERS[fmt](path, _capped_lines(path, stats, max_record_bytes))
-    for record in reader:
-        yield record
-        count += 1
-        stats.records = count
-        if limit is not None and count >= limit:
-            stats.limit_reached = True
-            return
+    try:
+        for record in reader:
+            yield record
+            count += 1
+            stats.records = count
+            if limit is not None and count >= limit:
+                stats.limit_reached = True
+                return
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:  # a .gz that is not gzip, or is cut short
+        kind = {"csv": "CSV", "jsonl": "JSON Lines", "lines": "text"}.get(fmt, fmt)
+        raise UserError(f"{path}: cannot be read as {kind} ({exc}); it is not a valid gzip file") from exc
     if fmt == "parquet":
         stats.bytes_read = size
     if count == 0:
@@ -202,7 +208,9 @@ def _iter_json_array(path: str) -> Iterator[dict[str, Any]]:
 def _iter_csv(path: str, lines: Iterator[str]) -> Iterator[dict[str, Any]]:
     delimiter = "\t" if path.lower().removesuffix(".gz").endswith(".tsv") else ","
     csv.field_size_limit(max(4 * MAX_RECORD_BYTES, 131072))
-    reader = csv.DictReader(lines, delimiter=delimiter)
+    # fields beyond the header (an unquoted delimiter in a text field) are kept under one named column,
+    # not csv's default ``None`` key, which breaks every consumer that sorts or prints column names
+    reader = csv.DictReader(lines, delimiter=delimiter, restkey=EXTRA_FIELDS)
     try:
         if not reader.fieldnames:
             raise UserError(f"data file has no header row: {path}")

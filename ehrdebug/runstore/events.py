@@ -34,7 +34,8 @@ def kind_marker(kind: str) -> str:
 
 def parse_lines(lines: Iterable[str], kinds: Iterable[str] | None = None) -> Iterator[dict[str, Any]]:
     """Parse complete lines, skipping blank and malformed ones (a torn write, a stray edit)."""
-    markers = [kind_marker(k) for k in kinds] if kinds else None
+    # the compact marker, and the one ``json.dumps`` writes by default (a log written by another tool)
+    markers = [m for k in kinds for m in (kind_marker(k), f'"kind": "{k}"')] if kinds else None
     for line in lines:
         if markers is not None and not any(m in line for m in markers):
             continue

@@ -17,6 +17,8 @@ from typing import Any
 from ehrdebug.runstore.history import History, Series, is_eval_loss_key
 
 _SKIP = {"t", "step", "kind", "epoch", "time", "split"}
+# the writer's compact marker, and json.dumps' default spacing (a log written by another tool)
+_CURVE_MARKERS = (b'"kind":"train"', b'"kind":"eval"', b'"kind": "train"', b'"kind": "eval"')
 _META = {"train_loss", "train_runtime", "train_samples_per_second", "train_steps_per_second", "total_flos"}
 
 
@@ -42,11 +44,11 @@ def _sample_keys(data: bytes, windows: int = 24, width: int = 65536) -> list[str
     for start in starts:
         chunk = data[start : start + width].split(b"\n")[1:-1] if start else data[:width].split(b"\n")[:-1]
         for line in chunk:
-            if b'"kind":"train"' not in line and b'"kind":"eval"' not in line:
+            if not any(m in line for m in _CURVE_MARKERS):
                 continue
             try:
                 event = json.loads(line)
-            except json.JSONDecodeError:
+            except ValueError:  # not JSON, or bytes that are not UTF-8
                 continue
             for key, value in event.items():
                 if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -82,19 +84,19 @@ def _other_events(data: bytes) -> list[dict[str, Any]]:
     for kind in KINDS:
         if kind in ("train", "eval"):
             continue
-        marker = kind_marker(kind).encode()
-        pos = data.find(marker)
-        while pos >= 0:
-            start = data.rfind(b"\n", 0, pos) + 1
-            end = data.find(b"\n", pos)
-            end = len(data) if end < 0 else end
-            found[start] = data[start:end]
-            pos = data.find(marker, end)
+        for marker in (kind_marker(kind).encode(), f'"kind": "{kind}"'.encode()):
+            pos = data.find(marker)
+            while pos >= 0:
+                start = data.rfind(b"\n", 0, pos) + 1
+                end = data.find(b"\n", pos)
+                end = len(data) if end < 0 else end
+                found[start] = data[start:end]
+                pos = data.find(marker, end)
     out = []
     for _, line in sorted(found.items()):
         try:
             event = json.loads(line)
-        except json.JSONDecodeError:
+        except ValueError:  # not JSON, or bytes that are not UTF-8
             continue
         if isinstance(event, dict) and "kind" in event:
             out.append(event)

@@ -8,6 +8,7 @@ point; a resumed run repeats steps, which ``History.normalized()`` deduplicates 
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -37,14 +38,44 @@ def is_hf_output_dir(path: Path) -> bool:
     return bool(state_files(path))
 
 
+_CACHE: dict[tuple[tuple[str, int, int], ...], dict[str, Any]] = {}
+_CACHE_SIZE = 4
+
+
 def load_state(path: Path) -> dict[str, Any]:
-    """The most advanced trainer_state.json, with log entries of all states merged in step order."""
+    """The most advanced trainer_state.json, with log entries of all states merged in step order.
+
+    Parsed once per version of the files (path, mtime, size): a run with many large checkpoint states is
+    read by several views in one command (the doctor checks it, then probes it, then names its report)."""
+    files = state_files(path)
+    try:
+        key = tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files)
+    except OSError:
+        key = ()
+    if key and key in _CACHE:
+        return dict(_CACHE[key])
+    state = _load_state(path, files)
+    if key:
+        if len(_CACHE) >= _CACHE_SIZE:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[key] = state
+    return dict(state)
+
+
+def _load_state(path: Path, files: list[Path]) -> dict[str, Any]:
     states = []
-    for file in state_files(path):
+    for file in files:
         try:
-            states.append(json.loads(file.read_text(encoding="utf-8")))
-        except (OSError, json.JSONDecodeError) as exc:
+            state = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:  # ValueError: not JSON, or not UTF-8
             raise UserError(f"cannot read {file}: {exc}") from exc
+        if not isinstance(state, dict):
+            raise UserError(f"{file} is not a trainer_state.json: expected a JSON object, got {type(state).__name__}")
+        if not isinstance(state.get("log_history"), list):
+            state["log_history"] = []
+        if not isinstance(state.get("global_step"), int):
+            state["global_step"] = 0
+        states.append(state)
     if not states:
         raise UserError(f"{path}: no trainer_state.json at the top or in checkpoint-*/")
     latest = max(states, key=lambda s: (s.get("global_step") or 0, len(s.get("log_history") or [])))
@@ -58,7 +89,12 @@ def log_to_events(log_history: list[dict[str, Any]], t0: float) -> list[dict[str
     """HF log entries as ehrdebug events (train/eval), so every view treats both kinds of run alike."""
     events = []
     for entry in log_history:
-        step = int(entry.get("step", 0))
+        if not isinstance(entry, dict):
+            continue  # a stray entry is skipped, as a malformed events.jsonl line is
+        step = entry.get("step", 0)
+        if isinstance(step, bool) or not isinstance(step, (int, float)) or not math.isfinite(step):
+            continue
+        step = int(step)
         is_eval = any(k.startswith("eval_") for k in entry)
         payload = {k: v for k, v in entry.items() if k != "step"}
         if "learning_rate" in payload and not is_eval:
@@ -73,8 +109,10 @@ def model_architecture(path: Path) -> str:
         if config.is_file():
             try:
                 data = json.loads(config.read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError):
+            except (OSError, ValueError):  # ValueError: not JSON, or not UTF-8
+                continue
+            if not isinstance(data, dict):
                 continue
             archs = data.get("architectures") or []
-            return archs[0] if archs else str(data.get("model_type", ""))
+            return str(archs[0]) if isinstance(archs, list) and archs else str(data.get("model_type", ""))
     return ""

@@ -39,6 +39,56 @@ def read_events(path: str | os.PathLike[str], kinds: tuple[str, ...] | None = No
         return list(parse_lines(fh, kinds))
 
 
+def event_step(event: dict[str, Any]) -> int | None:
+    """The integer step of an event (``0`` when absent); None for a step that is not a number."""
+    step = event.get("step", 0)
+    if isinstance(step, bool):
+        return None
+    if isinstance(step, int):
+        return step
+    if isinstance(step, float) and step.is_integer():
+        return int(step)
+    return None
+
+
+def event_log_problem(path: str | os.PathLike[str], sample: int = 20) -> str | None:
+    """Why ``events.jsonl`` is not an event log (its first ``sample`` complete lines all malformed), else None.
+
+    A torn last line or a few stray lines are normal and not a problem; a file none of whose first
+    lines is an event (random bytes, a CSV, a model file renamed) is the wrong file, not a damaged log.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(1 << 20)
+    except OSError:
+        return None
+    lines = [line for line in head.split(b"\n")[:-1] if line.strip()][:sample]  # complete lines only
+    if not lines:
+        if len(head) >= 1 << 20:  # a megabyte without a line break is no event log, and would be read whole
+            return f"{path} is not an ehrdebug event log: no line break in its first 1 MB (see docs/run-format.md)"
+        return None
+    for line in lines:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict) and "kind" in event:
+            return None
+    return (f"{path} is not an ehrdebug event log: none of its first {len(lines)} lines is a JSON event"
+            " (see docs/run-format.md)")
+
+
+def check_run(run: Run) -> None:
+    """A one-line UserError when the files that make ``run`` a run are not what they claim: a run.json or
+    trainer_state.json that is not a JSON object, an events.jsonl of garbage (a torn or stray line is fine)."""
+    run.info  # noqa: B018 - parses run.json / trainer_state.json, raising the UserError when broken
+    if run.kind == "ehrdebug":
+        problem = event_log_problem(run.path / "events.jsonl")
+        if problem:
+            raise UserError(problem)
+
+
 def list_step_dirs(path: Path) -> list[tuple[int, Path]]:
     out = []
     if path.is_dir():
@@ -90,14 +140,25 @@ class Run:
     def history(self) -> History:
         history = History(meta={"source": self.kind, "run": str(self.path)})
         for event in self.events(kinds=("train", "eval")):
+            step = event_step(event)
+            if step is None:
+                continue  # a stray line with no usable step is skipped like a malformed one
+            epoch = event.get("epoch")
+            epoch = epoch if isinstance(epoch, (int, float)) and not isinstance(epoch, bool) else None
             payload = {k: v for k, v in event.items() if k not in ("t", "step", "kind")}
-            history.add_log(int(event.get("step", 0)), payload, event.get("epoch"))
+            history.add_log(step, payload, epoch)
         return history.normalized()
 
     def findings(self) -> list[Any]:
         from ehrdebug.findings import Finding
 
-        return [Finding.from_dict(e) for e in self.events(kinds=("finding",))]
+        found = []
+        for event in self.events(kinds=("finding",)):
+            try:
+                found.append(Finding.from_dict(event))
+            except (TypeError, ValueError, KeyError, AttributeError):
+                continue  # a malformed finding line is skipped, not fatal
+        return found
 
     def samples(self) -> list[dict[str, Any]]:
         return self.events(kinds=("sample",))
@@ -135,9 +196,12 @@ class EhrDebugRun(Run):
         if not path.exists():
             return {}
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
+            info = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:  # ValueError: not JSON, or not UTF-8
             raise UserError(f"cannot read {path}: {exc}") from exc
+        if not isinstance(info, dict):
+            raise UserError(f"{path} is not a run.json: expected a JSON object, got {type(info).__name__}")
+        return info
 
     def events(self, kinds: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
         return read_events(self.events_path, kinds)
@@ -210,7 +274,8 @@ class HFRun(Run):
         if (self.path / "trainer_state.json").is_file():
             return "finished"
         state = self._state()
-        if state.get("max_steps") and state.get("global_step", 0) >= state["max_steps"]:
+        max_steps = state.get("max_steps")
+        if isinstance(max_steps, int) and max_steps > 0 and state["global_step"] >= max_steps:
             return "finished"
         return self._status_from_time()
 

@@ -117,8 +117,9 @@ def decoding_settings(recipe: str) -> dict[str, Any]:
     """Seed 002's settings for free text. EHR sequences repeat ``<\\v> <v>`` by design, so n-gram
     blocking would forbid valid output there: only a mild repetition penalty and beams."""
     if recipe.startswith("bart_ehr") or "ehr" in recipe:
-        return {"repetition_penalty": 1.2, "num_beams": 1}
-    return {"repetition_penalty": 2.0, "no_repeat_ngram_size": 3, "num_beams": 4, "do_sample": False}
+        return {"repetition_penalty": 1.3, "num_beams": 1}
+    # n-gram size 2: no bigram twice, so no word (or multi-piece word) can come three times in a row
+    return {"repetition_penalty": 2.0, "no_repeat_ngram_size": 2, "num_beams": 4, "do_sample": False}
 
 
 def _rep_config(cfg: dict[str, Any], target: Target) -> list[Change]:

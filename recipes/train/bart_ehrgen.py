@@ -100,7 +100,9 @@ def probe_config(config: dict[str, Any]) -> Any:
     return EhrDebugConfig(
         structural_tokens=list(STRUCTURAL_TOKENS), end_token=config["generation"]["eos"] or "<END>",
         text_field="prompt", target_field="target", patient_field="patient_id",
-        max_length=config["max_length"], max_target_length=config["max_target_length"],
+        # with decoder_prompt the longest sequence the model sees is the decoder's whole record
+        max_length=max(config["max_length"], config["max_target_length"] if config["decoder_prompt"] else 0),
+        max_target_length=config["max_target_length"],
     )  # fmt: skip
 
 

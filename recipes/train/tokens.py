@@ -34,8 +34,8 @@ def load_base(base: str, recipe: str) -> tuple[Any, Any]:
     try:
         tokenizer = AutoTokenizer.from_pretrained(os.path.expanduser(base))
         model = AutoModelForSeq2SeqLM.from_pretrained(os.path.expanduser(base), dtype=torch.float32)
-    except OSError as exc:
-        raise UserError(f"cannot load base {base!r}: {str(exc).splitlines()[0]}") from exc
+    except (OSError, ValueError) as exc:  # no weights / no tokenizer files in the directory
+        raise UserError(f"cannot load base {base!r}: {str(exc).strip().splitlines()[0]}") from exc
     return tokenizer, model
 
 

@@ -15,12 +15,15 @@ T5 = "t5_diagnosis_small"
 # shared by every BART case: a few hundred records, short evaluations, no test pass
 TINY_BART: tuple[str, ...] = (
     "data.max_train=192", "num_eval_generations=8", "num_log_samples=2", "final_test=false", "keep_checkpoints=1",
-    "max_minutes=0.75", "add_code_tokens=250", "max_length=192", "decoder_prompt=false", "threads=1",
+    "max_minutes=5", "add_code_tokens=250", "max_length=192", "decoder_prompt=false", "threads=1",
 )
 TINY_T5: tuple[str, ...] = (
-    "num_eval_generations=12", "num_log_samples=2", "final_test=false", "keep_checkpoints=1", "max_minutes=0.75",
+    "num_eval_generations=12", "num_log_samples=2", "final_test=false", "keep_checkpoints=1", "max_minutes=5",
     "task_prefix='medical diagnosis: '", "threads=1",
 )
+
+# enough training for the tiny BART to learn the grammar (about 360 steps)
+HEALTHY_TRAINING: tuple[str, ...] = ("batch_size=8", "lr=2e-3", "epochs=15", "eval_every=60")
 
 CASES_LIST: list[Case] = [
     Case(
@@ -31,7 +34,7 @@ CASES_LIST: list[Case] = [
         probe="",
         fix="",
         config=HEALTHY_BART,
-        overrides=TINY_BART + ("batch_size=8", "lr=2e-3", "epochs=20", "eval_every=60", "max_minutes=2.0"),
+        overrides=TINY_BART + HEALTHY_TRAINING + ("generation.repetition_penalty=1.3",),
     ),
     Case(
         name="fragmented-structural-token",
@@ -57,12 +60,12 @@ CASES_LIST: list[Case] = [
         name="memorization",
         seed="000",
         failure="training loss 2.3 -> 0.0004 over 30 epochs: memorised, validation loss rising",
-        how="16 training records, 28 epochs at a high learning rate, no early stopping",
+        how="16 training records, 45 epochs at a high learning rate, no early stopping",
         probe="curves.overfitting",
         fix="early-stopping",
         config=HEALTHY_BART,
-        overrides=TINY_BART + ("data.max_train=16", "batch_size=8", "epochs=28", "lr=3e-3", "warmup_steps=0", "eval_every=8",
-                               "early_stopping.patience=null", "max_minutes=2.0", "log_every=2", "num_eval_generations=2",
+        overrides=TINY_BART + ("data.max_train=16", "batch_size=8", "epochs=45", "lr=3e-3", "warmup_steps=0", "eval_every=10",
+                               "early_stopping.patience=null", "log_every=2", "num_eval_generations=2",
                                "generation.max_new_tokens=48"),
     ),
     Case(
@@ -129,12 +132,12 @@ CASES_LIST: list[Case] = [
     Case(
         name="repetition-loop",
         seed="002",
-        failure="'Morbus Morbus Morbus ...'",
-        how="greedy decoding of an undertrained T5 with a long output budget",
+        failure="'Morbus Morbus Morbus ...': the same token over and over (here a code: 'V5867 V5867 V5867')",
+        how="the healthy EHR run decoded without any repetition penalty",
         probe="generation.degeneration",
         fix="anti-repetition-decoding",
-        config=T5,
-        overrides=TINY_T5 + ("max_steps=6", "generation.max_new_tokens=24"),
+        config=HEALTHY_BART,
+        overrides=TINY_BART + HEALTHY_TRAINING,
     ),
     Case(
         name="constant-output",
@@ -144,7 +147,7 @@ CASES_LIST: list[Case] = [
         probe="generation.degeneration",
         fix="train-longer",  # advice: no automatic fix answers a collapsed, undertrained model
         config=T5,
-        overrides=TINY_T5 + ("lr=3e-3", "warmup_steps=0", "max_steps=30", "eval_every=30", "max_minutes=1.5"),
+        overrides=TINY_T5 + ("lr=3e-3", "warmup_steps=0", "max_steps=30", "eval_every=30"),
         match="same output for every input",
     ),
 ]

@@ -61,4 +61,4 @@ def check_collator(
     )
     report = Report(subject=f"collator {model_type} on {data}", findings=findings,
                     meta={"command": "check collator", "tokenizer": tokenizer, "collator": name or "standard"})
-    raise typer.Exit(emit_report(report, fmt, fail_on, output))
+    raise typer.Exit(emit_report(report, fmt, fail_on, output, inputs=(data, tokenizer, model, config)))

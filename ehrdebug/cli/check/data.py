@@ -35,10 +35,13 @@ def check_data(
 
     from ehrdebug.cli.common import emit_report
     from ehrdebug.config import load_config
+    from ehrdebug.errors import UserError
     from ehrdebug.findings import Report
     from probes.data_coverage import TrainingPlan
     from probes.data_suite import read_plan, run_data_probes
 
+    if limit < 1:
+        raise UserError(f"--limit must be at least 1, not {limit}")
     cfg = load_config(os.path.dirname(os.path.abspath(train)), config)
     flags = {"per_device_batch": per_device_batch, "grad_accum": grad_accum, "devices": devices,
              "epochs": epochs, "max_steps": max_steps, "drop_last": drop_last}
@@ -54,5 +57,5 @@ def check_data(
     splits = {k: v for k, v in (("train", train), ("validation", validation), ("test", test)) if v}
     report = Report(subject=f"data {', '.join(f'{k}={v}' for k, v in splits.items())}", findings=findings,
                     meta={"command": "check data", "splits": splits})
-    code = emit_report(report, fmt, fail_on, output)
+    code = emit_report(report, fmt, fail_on, output, inputs=(train, validation, test, training_args, config))
     raise typer.Exit(code)
