@@ -208,19 +208,25 @@ class _Doctor:
         return data_sources((run.info or {}).get("data"), str(self.target.path))
 
     def texts(self) -> list[str]:
+        inputs, targets = self.sides()
+        return inputs + targets
+
+    def sides(self) -> tuple[list[str], list[str]]:
+        """(input texts, target texts): targets are judged against the decoder's own length limit."""
         from ehrdebug.io.tables import pick_field
 
         if not self.records:
-            return []
+            return [], []
         column = pick_field(self.records[0], self.cfg.text_field or None, self.data_source or "data")
         target = self.cfg.target_field or next((g for g in TARGET_GUESSES if g in self.records[0] and g != column), "")
-        out: list[str] = []
+        inputs: list[str] = []
+        targets: list[str] = []
         for record in self.records:
-            for key in (column, target):
+            for key, out in ((column, inputs), (target, targets)):
                 value = record.get(key) if key else None
                 if isinstance(value, str) and value:
                     out.append(value)
-        return out
+        return inputs, targets
 
     # -- suites -------------------------------------------------------------------------------------
     def curves(self) -> list[Finding] | None:
@@ -260,11 +266,11 @@ class _Doctor:
         if self.target.tokenizer_dir is None:
             self.skip("tokenizer", "no tokenizer files in the checkpoint or run")
             return None
-        texts = self.texts()
-        if not texts:
+        inputs, targets = self.sides()
+        if not inputs and not targets:
             self.skip("tokenizer", "no texts: pass --data FILE")
             return None
-        return run_tok(str(self.target.tokenizer_dir), texts, self.cfg)
+        return run_tok(str(self.target.tokenizer_dir), inputs or targets, self.cfg, targets=targets if inputs else None)
 
     def model_probes(self) -> list[Finding] | None:
         run_model = _suite("probes.model_suite", "run_model_probes")

@@ -56,7 +56,8 @@ def run_model_probes(
         findings.extend(judge_mamba_facts(facts))
     if not sample:
         return findings
-    run("model.special_token_probability", special_token_probability, model, tokenizer, sample, cfg, base_vocab_size=base_vocab_size)
+    run("model.special_token_probability", special_token_probability, model, tokenizer, sample, cfg, base_vocab_size=base_vocab_size,
+        generation_kwargs=generation_kwargs)
     prompts = [example_pair(ex, cfg)[0] for ex in sample]
     gen = run("generation.tf_vs_sampling", generate_outputs, model, tokenizer, prompts, cfg, generation_kwargs)
     if gen is not None:

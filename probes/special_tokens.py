@@ -160,8 +160,13 @@ def special_token_probability(
     base_vocab_size: int | None = None,
     top_k: int = 5,
     max_examples: int = 8,
+    generation_kwargs: dict[str, Any] | None = None,
 ) -> list[Finding]:
-    """Probability/rank of the expected next token and of each structural token; pretrained-EOS dominance."""
+    """Probability/rank of the expected next token and of each structural token; pretrained-EOS dominance.
+
+    EOS dominance is judged against the decoding in ``generation_kwargs``: when it blocks that EOS
+    (``bad_words_ids`` / ``suppress_tokens``, seed 000's fix) the mass is still reported, as info.
+    """
     import torch
 
     cfg = config or EhrDebugConfig()
@@ -292,7 +297,8 @@ def special_token_probability(
             )
         )
     if foreign_eos is not None and eos_first:
-        eos_evidence, eos_finding = _eos_finding(tokenizer, cfg, foreign_eos, end_id, eos_first, eos_inside, first_rows)
+        eos_evidence, eos_finding = _eos_finding(tokenizer, cfg, foreign_eos, end_id, eos_first, eos_inside, first_rows,
+                                                 blocked=eos_blocked(foreign_eos, generation_kwargs))
         evidence["eos"] = eos_evidence
         findings.extend(eos_finding)
     return findings
@@ -306,6 +312,7 @@ def _eos_finding(
     eos_first: list[float],
     eos_inside: list[float],
     rows: list[dict[str, Any]],
+    blocked: bool = False,
 ) -> tuple[dict[str, Any], list[Finding]]:
     share = sum(eos_first) / len(eos_first)
     inside = sum(eos_inside) / len(eos_inside) if eos_inside else 0.0
@@ -316,7 +323,19 @@ def _eos_finding(
         "eos_prob_first_position": round(share, 4),
         "eos_prob_inside_target": round(inside, 4),
         "positions_scored": len(eos_inside),
+        "blocked_by_decoding": blocked,
     }
+    if (share >= thr or inside >= thr) and blocked:
+        return evidence, [
+            Finding(
+                PROBE,
+                Severity.INFO,
+                f"pretrained EOS {evidence['pretrained_eos']!r} takes {share:.1%} of the mass after the prompt, "
+                "but the decoding blocks it",
+                evidence,
+                rule=f"info when a pretrained EOS with mean probability >= {thr} is blocked by bad_words_ids/suppress_tokens",
+            )
+        ]
     if share >= thr or inside >= thr:
         return evidence, [
             Finding(
@@ -331,3 +350,11 @@ def _eos_finding(
             )
         ]
     return evidence, []
+
+
+def eos_blocked(eos_id: int, generation_kwargs: dict[str, Any] | None) -> bool:
+    """True when the decoding can never emit ``eos_id`` (``bad_words_ids=[[eos]]`` or ``suppress_tokens``)."""
+    kw = generation_kwargs or {}
+    bad = kw.get("bad_words_ids") or []
+    suppressed = kw.get("suppress_tokens") or []
+    return any(list(seq) == [eos_id] for seq in bad if isinstance(seq, (list, tuple))) or eos_id in suppressed

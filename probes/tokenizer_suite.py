@@ -21,16 +21,35 @@ from probes.tokenizer_structural import find_structural_tokens, probe_structural
 
 
 def run_tokenizer_probes(
-    tokenizer: Any, texts: Sequence[str], config: EhrDebugConfig | None = None, *, sample_size: int = SAMPLE_SIZE
+    tokenizer: Any,
+    texts: Sequence[str],
+    config: EhrDebugConfig | None = None,
+    *,
+    targets: Sequence[str] | None = None,
+    sample_size: int = SAMPLE_SIZE,
 ) -> list[Finding]:
     """Structural, codes, round-trip and length findings for ``tokenizer`` on ``texts``.
 
     ``tokenizer`` may be a ``TokenizerHandle``, a path or hub id, a transformers tokenizer with a fast
-    backend, or a ``tokenizers.Tokenizer``.
+    backend, or a ``tokenizers.Tokenizer``. For seq2seq data pass the decoder side as ``targets``: they
+    are probed with the inputs, but their lengths are judged against ``max_target_length`` (the decoder's
+    limit), not the encoder's ``max_length``.
     """
     config = config or EhrDebugConfig()
     tok = as_handle(tokenizer)
     tok = replace(tok, backend=plain_backend(tok))  # a saved truncation/padding setting would distort every figure
+    if targets:
+        findings = run_tokenizer_probes(tok, [*texts, *targets], replace(config, task_prefix=""), sample_size=sample_size)
+        findings = [f for f in findings if f.probe != "tokenizer.lengths"]
+        inputs = tokenize_data(tok, texts, sample_size=sample_size, prefix=config.task_prefix)
+        outputs = tokenize_data(tok, targets, sample_size=sample_size)
+        structural = list(config.structural_tokens) or find_structural_tokens(inputs.sample + outputs.sample)
+        for side, data, limit in (("inputs", inputs, config.max_length), ("targets", outputs, config.max_target_length)):
+            for finding in probe_lengths(tok, data, replace(config, max_length=limit), structural):
+                finding.title = f"{side}: {finding.title}"
+                finding.subject = side
+                findings.append(finding)
+        return findings
     data = tokenize_data(tok, texts, sample_size=sample_size, prefix=config.task_prefix)
     structural = list(config.structural_tokens)
     source = "configured"

@@ -49,6 +49,13 @@ def test_pretrained_eos_dominates_after_demo():
     assert eos[0].evidence["eos_prob_first_position"] >= 0.5
     assert eos[0].evidence["pretrained_eos"] == "</s>" and eos[0].evidence["dataset_end_token"] == "<END>"
     assert eos[0].recipes == ["block-pretrained-eos"]
+    # once the decoding blocks that EOS (the fix), the same mass is reported, but only as info
+    blocked = special_token_probability(model, tok, HELD_OUT, CFG, base_vocab_size=base,
+                                         generation_kwargs={"bad_words_ids": [[tok.eos_token_id]]})
+    eos_blocked = _by_title(blocked, "EOS")
+    assert eos_blocked and eos_blocked[0].severity == Severity.INFO
+    assert eos_blocked[0].evidence["blocked_by_decoding"] is True
+    assert eos_blocked[0].evidence["eos_prob_first_position"] == eos[0].evidence["eos_prob_first_position"]
 
 
 def test_whole_line_targets_are_read_after_demo():

@@ -38,6 +38,7 @@ DEFAULTS: dict[str, Any] = {
     "out": "runs/run",
     "seed": 0,
     "device": "auto",  # auto | cuda | mps | cpu
+    "fixes": [],  # written by `ehrdebug fix`: which fix-recipes changed this config, and how
     "precision": "auto",  # auto (bf16/fp16 autocast on CUDA, fp32 elsewhere) | fp32 | bf16 | fp16
     "threads": 0,  # torch CPU threads; 0 = leave torch's default
     "resume": False,  # continue from the last checkpoint in `out`

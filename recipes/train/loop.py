@@ -146,7 +146,8 @@ def run_training(config: dict[str, Any], out_dir: str | Path | None = None, prob
         run_dir, config, architecture=task.ARCHITECTURE, size=config["size"], task=task.TASK,
         base_model=str(config["base"]), tokenizer="checkpoints (each step-N holds its tokenizer)",
         data={**D.split_files(config), "codes": config["data"]["codes"]}, resume=checkpoint is not None or resume,
-        extra={"recipe": config["recipe"], "tokens": token_info, "device": str(device), "amp": str(amp)},
+        extra={"recipe": config["recipe"], "tokens": token_info, "device": str(device), "amp": str(amp),
+               "fixes": config.get("fixes") or []},
     )  # fmt: skip
     _write_probe_config(run_dir, task.probe_config(config))
 
