@@ -78,7 +78,7 @@ def degeneration(
     top_out, top_n = counts.most_common(1)[0] if counts else ("", 0)
     distinct_inputs = len({" ".join(s.split()) for s in inputs})
     constant = [i for i, o in enumerate(norm) if o == top_out] if n >= 3 and distinct_inputs > 1 and top_n / n >= 0.8 else []
-    checks.append(("same output for every input", constant, [], f"{top_n}/{n} different inputs give {top_out!r}"))
+    checks.append(("same output for every input", constant, ["train-longer", "lower-learning-rate"], f"{top_n}/{n} different inputs give {top_out!r}"))
     if ended is None and output_ids is not None and end_token_id is not None:
         ended = [end_token_id in ids for ids in output_ids]
     if ended is None and end_token:
