@@ -22,6 +22,15 @@ TINY_T5: tuple[str, ...] = (
     "task_prefix='medical diagnosis: '", "threads=1",
 )
 
+# seed 002's fresh run: labels padded to a long max_target_length with the pad id (a short diagnosis
+# then leaves ~95% of label positions PAD), a short run at the full rate with no warmup, and the seed's
+# plain decoding (greedy, no penalties: no_repeat_ngram_size would forbid a second PAD by construction).
+# The shared decoder input PAD -> PAD is learned before anything else: PAD is the first token (p~0.92).
+PAD_LABELS: tuple[str, ...] = (
+    "label_pad=pad", "pad_to_max_length=true", "max_target_length=128", "max_steps=20", "warmup_steps=0",
+    "eval_every=20", "generation.num_beams=1", "generation.repetition_penalty=1.0", "generation.no_repeat_ngram_size=0",
+)
+
 # enough training for the tiny BART to learn the grammar (about 360 steps)
 HEALTHY_TRAINING: tuple[str, ...] = ("batch_size=8", "lr=2e-3", "epochs=15", "eval_every=60")
 
@@ -113,21 +122,22 @@ CASES_LIST: list[Case] = [
         name="all-pad-generation",
         seed="002",
         failure="generate() returns [0, 0, 0, ...]: only PAD",
-        how="labels padded to max length with the pad id (label_pad=pad), a short run",
+        how="labels padded to max_target_length=128 with the pad id (label_pad=pad), 20 steps, greedy decoding",
         probe="generation.degeneration",
         fix="mask-label-padding",
         config=T5,
-        overrides=TINY_T5 + ("label_pad=pad", "pad_to_max_length=true", "max_target_length=32", "max_steps=10"),
+        overrides=TINY_T5 + PAD_LABELS,
+        match="all-PAD output",
     ),
     Case(
         name="labels-padded-without-mask",
         seed="002",
         failure="labels hold the pad id instead of -100, so padding carries most of the loss",
-        how="label_pad=pad with padding to max length",
+        how="label_pad=pad with padding to max length (the all-PAD run: the same broken and fixed runs)",
         probe="data.collator",
         fix="mask-label-padding",
         config=T5,
-        overrides=TINY_T5 + ("label_pad=pad", "pad_to_max_length=true", "max_target_length=32", "max_steps=2"),
+        overrides=TINY_T5 + PAD_LABELS,
     ),
     Case(
         name="repetition-loop",
@@ -143,9 +153,15 @@ CASES_LIST: list[Case] = [
         name="constant-output",
         seed="002",
         failure="'True' for every input: the model ignores the input",
-        how="a high learning rate with no warmup and a short run: T5 collapses onto one string for every vignette",
+        how="the full learning rate (3e-3) with no warmup, stopped after 30 steps: T5 has learned the label prior, "
+            "not yet to read the input, and gives one string for every vignette",
         probe="generation.degeneration",
-        fix="train-longer",  # advice: no automatic fix answers a collapsed, undertrained model
+        # advice, measured: retrained with lr 1e-3 + warmup (30 steps) it is still constant ('the' 8/8); at the
+        # healthy schedule the shipped tiny T5 base still gives 1-2 distinct outputs for the 8 validation vignettes
+        # after 480 steps (~100 s on one core; 8/8 identical at steps 420 and 450), and the full 40 epochs (520 steps,
+        # 88 s, through this runner and the doctor) still give 'Acute leukemia' 7/8. It memorises the training
+        # inputs but does not read unseen ones, so no config fix silences this within a CI-sized budget.
+        fix="train-longer",
         config=T5,
         overrides=TINY_T5 + ("lr=3e-3", "warmup_steps=0", "max_steps=30", "eval_every=30"),
         match="same output for every input",
