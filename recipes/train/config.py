@@ -170,6 +170,7 @@ def default_config(recipe: str = "bart_ehrgen") -> dict[str, Any]:
             base="sample_data/bases/t5", special_tokens=[], register_special_tokens=False, decoder_prompt=False
         )
         config["data"]["task"] = "diagnosis"
+        config["constrain_to_labels"] = False  # decode only diagnosis names seen in the training split
         config["generation"]["max_new_tokens"] = 24
         config["lora"]["target_modules"] = ["q", "v"]
     return config

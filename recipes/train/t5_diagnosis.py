@@ -4,7 +4,9 @@
 
 The seed's knobs are config keys: ``task_prefix`` (train) / ``inference_prefix`` (generation),
 ``label_pad`` (-100 or pad), ``drop_string_columns``, and the decoding block (``num_beams``,
-``repetition_penalty``, ``no_repeat_ngram_size``). The training loop is ``recipes.train.loop``.
+``repetition_penalty``, ``no_repeat_ngram_size``). ``constrain_to_labels: true`` restricts decoding to
+the diagnosis names of the *training* split (a token trie through ``prefix_allowed_tokens_fn``): the
+answer is always a known diagnosis, never a half-spelled one. The training loop is ``recipes.train.loop``.
 """
 
 from __future__ import annotations
@@ -34,11 +36,44 @@ def label_targets(records: list[dict[str, Any]]) -> list[str]:
     return [r["output"] for r in records]
 
 
-def generate(model: Any, tokenizer: Any, inputs: list[str], config: dict[str, Any], device: Any, batch_size: int = 16) -> list[str]:
+def label_trie(tokenizer: Any, labels: list[str]) -> dict[tuple[int, ...], list[int]]:
+    """Token-id prefix → the ids that may follow it, over the tokenized ``labels`` (each ends in EOS)."""
+    nexts: dict[tuple[int, ...], set[int]] = {}
+    for label in sorted(set(labels)):
+        ids = tokenizer(text_target=label)["input_ids"]
+        if not ids or ids[-1] != tokenizer.eos_token_id:
+            ids = [*ids, tokenizer.eos_token_id]
+        for k in range(len(ids)):
+            nexts.setdefault(tuple(ids[:k]), set()).add(ids[k])
+    return {key: sorted(value) for key, value in nexts.items()}
+
+
+def allowed_tokens_fn(tokenizer: Any, labels: list[str]) -> Any:
+    """``prefix_allowed_tokens_fn`` for ``model.generate``: only continuations of a training label."""
+    trie = label_trie(tokenizer, labels)
+    done = [tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id]
+
+    def allowed(_batch_id: int, decoder_ids: Any) -> list[int]:
+        return trie.get(tuple(decoder_ids.tolist()[1:]), done)  # [1:]: drop the decoder start token
+
+    return allowed
+
+
+def _training_labels(config: dict[str, Any]) -> list[str]:
+    from recipes.train.data import load_records
+
+    return label_targets(load_records(config, "train"))
+
+
+def generate(model: Any, tokenizer: Any, inputs: list[str], config: dict[str, Any], device: Any, batch_size: int = 16,
+             labels: list[str] | None = None) -> list[str]:  # fmt: skip
+    """Decode diagnoses for ``inputs``; with ``constrain_to_labels`` only ``labels`` (default: the training split's)."""
     import torch
 
     prefix = config["task_prefix"] if config["inference_prefix"] is None else config["inference_prefix"]
     kwargs = generation_kwargs(tokenizer, model, config)
+    if config.get("constrain_to_labels"):
+        kwargs["prefix_allowed_tokens_fn"] = allowed_tokens_fn(tokenizer, labels if labels is not None else _training_labels(config))
     out: list[str] = []
     model.eval()
     for i in range(0, len(inputs), batch_size):
