@@ -36,7 +36,7 @@ def read_log(path: str | Path) -> tuple[History, list[dict[str, Any]], list[tupl
     return history, other, rate
 
 
-def _sample_keys(data: bytes, windows: int = 24, width: int = 65536) -> list[str]:
+def _sample_keys(data: bytes, windows: int = 12, width: int = 16384) -> list[str]:
     """Numeric keys of train/eval lines in the head, the tail and ``windows`` slices across the log."""
     keys: dict[str, None] = {}
     n = len(data)
@@ -75,28 +75,32 @@ def _parse_numeric(data: bytes) -> Any:
         raise ValueError(f"pyarrow could not read the log: {exc}") from exc
 
 
-def _other_events(data: bytes) -> list[dict[str, Any]]:
-    """Events that are not train/eval (samples, alerts, findings, status, checkpoints), found by their
-    ``"kind":"…"`` marker with a C-speed ``bytes.find`` and parsed in full by json, in log order."""
-    from ehrdebug.runstore.events import KINDS, kind_marker
+_OTHER_KIND = None
 
+
+def _other_events(data: bytes) -> list[dict[str, Any]]:
+    """Events that are not train/eval (samples, alerts, findings, status, checkpoints), found by one C-speed
+    regex pass over their ``"kind":"…"`` marker and parsed in full by json, in log order."""
+    import re
+
+    global _OTHER_KIND
+    if _OTHER_KIND is None:
+        from ehrdebug.runstore.events import KINDS
+
+        others = "|".join(k for k in KINDS if k not in ("train", "eval"))
+        _OTHER_KIND = re.compile(rb'"kind":"(?:' + others.encode() + rb')"')
     found: dict[int, bytes] = {}  # by line start: a nested "kind" key must not count a line twice
-    for kind in KINDS:
-        if kind in ("train", "eval"):
+    for match in _OTHER_KIND.finditer(data):
+        start = data.rfind(b"\n", 0, match.start()) + 1
+        if start in found:
             continue
-        for marker in (kind_marker(kind).encode(), f'"kind": "{kind}"'.encode()):
-            pos = data.find(marker)
-            while pos >= 0:
-                start = data.rfind(b"\n", 0, pos) + 1
-                end = data.find(b"\n", pos)
-                end = len(data) if end < 0 else end
-                found[start] = data[start:end]
-                pos = data.find(marker, end)
+        end = data.find(b"\n", match.end())
+        found[start] = data[start : len(data) if end < 0 else end]
     out = []
     for _, line in sorted(found.items()):
         try:
             event = json.loads(line)
-        except ValueError:  # not JSON, or bytes that are not UTF-8
+        except json.JSONDecodeError:
             continue
         if isinstance(event, dict) and "kind" in event:
             out.append(event)
