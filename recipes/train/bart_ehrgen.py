@@ -107,15 +107,9 @@ def probe_config(config: dict[str, Any]) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import sys
+    from recipes.train.loop import recipe_main
 
-    from recipes.train.config import load_config
-    from recipes.train.loop import run_training
-
-    args = sys.argv[1:] if argv is None else argv
-    config = load_config(args[0] if args and "=" not in args[0] else None, [a for a in args if "=" in a] + [f"recipe={NAME}"])
-    print(run_training(config))
-    return 0
+    return recipe_main(NAME, argv)
 
 
 if __name__ == "__main__":

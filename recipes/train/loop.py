@@ -321,3 +321,15 @@ def evaluate_checkpoint(path: str | Path, config: dict[str, Any] | None = None) 
     metrics = {"eval_loss": eval_loss(model, features, D.make_collator(tokenizer, model, config), device)}
     metrics.update(task.evaluate(model, tokenizer, records, config, device, D.code_vocabulary(config))[0])
     return metrics
+
+
+def recipe_main(name: str, argv: list[str] | None = None) -> int:
+    """``python -m recipes.train.<name> [CONFIG] [key=value ...]``: train that recipe, print the run dir."""
+    import sys
+
+    from recipes.train.config import load_config
+
+    args = sys.argv[1:] if argv is None else argv
+    config = load_config(args[0] if args and "=" not in args[0] else None, [a for a in args if "=" in a] + [f"recipe={name}"])
+    print(run_training(config))
+    return 0
