@@ -88,7 +88,7 @@ def _other_events(data: bytes) -> list[dict[str, Any]]:
         from ehrdebug.runstore.events import KINDS
 
         others = "|".join(k for k in KINDS if k not in ("train", "eval"))
-        _OTHER_KIND = re.compile(rb'"kind":"(?:' + others.encode() + rb')"')
+        _OTHER_KIND = re.compile(rb'"kind"\s*:\s*"(?:' + others.encode() + rb')"')
     found: dict[int, bytes] = {}  # by line start: a nested "kind" key must not count a line twice
     for match in _OTHER_KIND.finditer(data):
         start = data.rfind(b"\n", 0, match.start()) + 1
