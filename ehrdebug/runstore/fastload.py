@@ -75,22 +75,29 @@ def _parse_numeric(data: bytes) -> Any:
         raise ValueError(f"pyarrow could not read the log: {exc}") from exc
 
 
-_OTHER_KIND = None
+_OTHER_KIND: dict[bool, Any] = {}
+
+
+def _other_kind_pattern(spaced: bool) -> Any:
+    """The compact marker (as the run store writes it) is a literal the regex engine finds fast; a log
+    written with ``json.dumps``' default spacing needs the slower whitespace-tolerant pattern."""
+    import re
+
+    if spaced not in _OTHER_KIND:
+        from ehrdebug.runstore.events import KINDS
+
+        others = "|".join(k for k in KINDS if k not in ("train", "eval")).encode()
+        sep = rb'\s*:\s*' if spaced else rb":"
+        _OTHER_KIND[spaced] = re.compile(rb'"kind"' + sep + rb'"(?:' + others + rb')"')
+    return _OTHER_KIND[spaced]
 
 
 def _other_events(data: bytes) -> list[dict[str, Any]]:
     """Events that are not train/eval (samples, alerts, findings, status, checkpoints), found by one C-speed
     regex pass over their ``"kind":"…"`` marker and parsed in full by json, in log order."""
-    import re
-
-    global _OTHER_KIND
-    if _OTHER_KIND is None:
-        from ehrdebug.runstore.events import KINDS
-
-        others = "|".join(k for k in KINDS if k not in ("train", "eval"))
-        _OTHER_KIND = re.compile(rb'"kind"\s*:\s*"(?:' + others.encode() + rb')"')
+    pattern = _other_kind_pattern(spaced=data.find(b'"kind": ') >= 0)
     found: dict[int, bytes] = {}  # by line start: a nested "kind" key must not count a line twice
-    for match in _OTHER_KIND.finditer(data):
+    for match in pattern.finditer(data):
         start = data.rfind(b"\n", 0, match.start()) + 1
         if start in found:
             continue
