@@ -126,6 +126,26 @@ def load_tokenizer(path_or_id: str) -> TokenizerHandle:
     return _from_hub(str(path_or_id))
 
 
+def load_transformers_tokenizer(path_or_id: str) -> Any:
+    """A transformers tokenizer for every layout ``load_tokenizer`` reads (collators, ``generate`` and model
+    surgery need one): ``AutoTokenizer`` for a saved directory, the matching class for raw vocabulary files
+    (lower-casing detected), a ``PreTrainedTokenizerFast`` around a bare tokenizer.json, or a hub id."""
+    target = os.path.expanduser(str(path_or_id))
+    if os.path.isdir(target) and "tokenizer_config.json" in os.listdir(target):
+        try:
+            from transformers import AutoTokenizer
+
+            return AutoTokenizer.from_pretrained(target, local_files_only=True)
+        except Exception as exc:  # noqa: BLE001 - transformers raises many types for a bad dir
+            raise UserError(f"cannot load a tokenizer from {path_or_id}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from exc
+    handle = load_tokenizer(str(path_or_id))
+    if handle.hf is not None:
+        return handle.hf
+    from transformers import PreTrainedTokenizerFast
+
+    return PreTrainedTokenizerFast(tokenizer_object=handle.backend, **handle.special_tokens)
+
+
 def as_handle(tokenizer: Any) -> TokenizerHandle:
     """Accept a handle, a path/hub id, a transformers tokenizer or a ``tokenizers.Tokenizer``."""
     if isinstance(tokenizer, TokenizerHandle):

@@ -113,11 +113,11 @@ def memorization(history: History, config: EhrDebugConfig | None = None) -> list
     h = prepared(history)
     cfg = _cfg(config)
     near_zero = cfg.threshold("near_zero_loss")
-    GAP_WARN_RATIO, GAP_FAIL_RATIO = cfg.threshold("memorization_gap_warn"), cfg.threshold("memorization_gap_fail")  # noqa: N806
+    gap_warn, gap_fail = cfg.threshold("memorization_gap_warn"), cfg.threshold("memorization_gap_fail")
     rule = (
         f"training loss (median of last 3 logs) under {near_zero} with no validation to back it is a warning; "
-        f"validation loss >= {GAP_WARN_RATIO:g}x training loss and {GAP_MIN_NATS} apart is a warning, "
-        f">= {GAP_FAIL_RATIO:g}x a failure"
+        f"validation loss >= {gap_warn:g}x training loss and {GAP_MIN_NATS} apart is a warning, "
+        f">= {gap_fail:g}x a failure"
     )
     _, train = finite_pairs(h.train)
     if len(train) < 3:
@@ -140,8 +140,8 @@ def memorization(history: History, config: EhrDebugConfig | None = None) -> list
     gap = eval_level - train_level
     evidence.update({"eval_key": key, "eval_loss_last": rounded(eval_level), "eval_to_train_ratio": rounded(ratio, 3),
                      "gap": rounded(gap, 4)})
-    if gap >= GAP_MIN_NATS and ratio >= GAP_WARN_RATIO:
-        severe = ratio >= GAP_FAIL_RATIO
+    if gap >= GAP_MIN_NATS and ratio >= gap_warn:
+        severe = ratio >= gap_fail
         return [Finding("curves.memorization", Severity.FAIL if severe else Severity.WARN,
                         f"Memorising: training loss {train_level:.4g} is {ratio:.1f}x below {key} {eval_level:.4g}",
                         evidence=evidence, recipes=["early-stopping"], rule=rule)]
@@ -153,9 +153,9 @@ def memorization(history: History, config: EhrDebugConfig | None = None) -> list
 def divergence(history: History, config: EhrDebugConfig | None = None) -> list[Finding]:
     """NaN/inf losses, sudden spikes (robust z-score on log loss) and explosion above the starting loss."""
     h = prepared(history)
-    SPIKE_Z = _cfg(config).threshold("spike_z")  # noqa: N806
+    spike_z = _cfg(config).threshold("spike_z")
     rule = (
-        f"any NaN/inf loss fails; a spike is a log-loss jump over the previous 3 points with robust z >= {SPIKE_Z:g} "
+        f"any NaN/inf loss fails; a spike is a log-loss jump over the previous 3 points with robust z >= {spike_z:g} "
         f"and >= {SPIKE_RATIO}x (warns); ending >= {EXPLODE_RATIO}x the starting loss and >= 2x the best, or "
         f">= {UNRECOVERED_RATIO}x the level before the first spike, fails"
     )
@@ -180,14 +180,14 @@ def divergence(history: History, config: EhrDebugConfig | None = None) -> list[F
     spikes = [
         {"step": steps[i + 1], "loss": rounded(values[i + 1]), "ratio": rounded(math.exp(j), 3), "z": rounded(zz, 3)}
         for i, (j, zz) in enumerate(zip(jumps, z, strict=True))
-        if zz >= SPIKE_Z and math.exp(j) >= SPIKE_RATIO
+        if zz >= spike_z and math.exp(j) >= SPIKE_RATIO
     ]
     start, best, end = head_level(values), min(values), tail_level(values)
     evidence = {"initial_loss": rounded(start), "best_loss": rounded(best), "last_loss": rounded(end),
                 "max_jump_ratio": rounded(math.exp(max(jumps)), 3), "max_jump_z": rounded(max(z), 3),
                 "spikes": len(spikes)}
     first = next((i + 1 for i, (j, zz) in enumerate(zip(jumps, z, strict=True))
-                  if zz >= SPIKE_Z and math.exp(j) >= SPIKE_RATIO), None)
+                  if zz >= spike_z and math.exp(j) >= SPIKE_RATIO), None)
     before = median(values[max(0, first - 3):first]) if first else None
     if end >= EXPLODE_RATIO * start and end >= 2 * best:
         findings.append(Finding("curves.divergence", Severity.FAIL,
@@ -213,9 +213,9 @@ def stalled(history: History, config: EhrDebugConfig | None = None) -> list[Find
     """No decrease from the initial loss, or a flat plateau far above the best loss seen."""
     h = prepared(history)
     cfg = _cfg(config)
-    STALL_FAIL_DROP, STALL_WARN_DROP = cfg.threshold("stall_drop_fail"), cfg.threshold("stall_drop_warn")  # noqa: N806
+    stall_fail, stall_warn = cfg.threshold("stall_drop_fail"), cfg.threshold("stall_drop_warn")
     rule = (
-        f"relative drop from the first 3 logs to the best loss under {STALL_FAIL_DROP:.0%} fails, under {STALL_WARN_DROP:.0%} "
+        f"relative drop from the first 3 logs to the best loss under {stall_fail:.0%} fails, under {stall_warn:.0%} "
         f"warns; a flat last quarter at >= {PLATEAU_RATIO}x the best training loss warns"
     )
     steps, values = finite_pairs(h.train)
@@ -231,8 +231,8 @@ def stalled(history: History, config: EhrDebugConfig | None = None) -> list[Find
                                    "train_points": len(values)}
     if lr is not None and lr.finite:
         evidence["max_learning_rate"] = rounded(max(lr.finite))
-    if best_drop < STALL_WARN_DROP and drop > -(EXPLODE_RATIO - 1):
-        sev = Severity.FAIL if best_drop < STALL_FAIL_DROP else Severity.WARN
+    if best_drop < stall_warn and drop > -(EXPLODE_RATIO - 1):
+        sev = Severity.FAIL if best_drop < stall_fail else Severity.WARN
         return [Finding("curves.stalled", sev,
                         f"Loss barely moved: {start:.4g} → {end:.4g} ({drop:.1%}) over {steps[-1] - steps[0]} steps",
                         evidence=evidence, recipes=["raise-learning-rate"], rule=rule)]
@@ -249,8 +249,8 @@ def stalled(history: History, config: EhrDebugConfig | None = None) -> list[Find
 def undertrained(history: History, config: EhrDebugConfig | None = None) -> list[Finding]:
     """Training stopped while validation loss was still clearly falling (seed 004)."""
     h = prepared(history)
-    STILL_FALLING = _cfg(config).threshold("still_falling")  # noqa: N806
-    rule = (f"the last evaluation is the best and validation loss fell >= {STILL_FALLING:.0%} over the last "
+    still_falling = _cfg(config).threshold("still_falling")
+    rule = (f"the last evaluation is the best and validation loss fell >= {still_falling:.0%} over the last "
             "(up to 3) evaluations")
     if not h.evals:
         return [Finding("curves.undertrained", Severity.INFO,
@@ -267,7 +267,7 @@ def undertrained(history: History, config: EhrDebugConfig | None = None) -> list
         fall = (values[-k] - values[-1]) / values[-k] if values[-k] > 0 else 0.0
         is_best = values[-1] <= min(values) * 1.001
         checked[key] = {"recent_fall": rounded(fall, 3), "last_is_best": is_best}
-        if is_best and fall >= STILL_FALLING:
+        if is_best and fall >= still_falling:
             findings.append(Finding(
                 "curves.undertrained", Severity.WARN,
                 f"Stopped while {key} was still falling: {values[-k]:.4g} → {values[-1]:.4g} ({fall:.1%}) over the last {k} evaluations",

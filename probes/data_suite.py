@@ -190,32 +190,14 @@ def load_tokenizer(path: str, model_type: str) -> tuple[Any, list[str]]:
     if os.path.exists(path) or path.startswith((os.sep, ".", "~")) or os.path.isabs(path):
         require_dir(os.path.expanduser(path), "tokenizer directory")
         path = os.path.expanduser(path)
-    try:
-        import transformers
+    from ehrdebug.tokenizers import load_transformers_tokenizer
 
-        raw = _raw_tokenizer_class(path)
-        tok = (getattr(transformers, raw) if raw else transformers.AutoTokenizer).from_pretrained(path)
-    except Exception as exc:  # noqa: BLE001 - transformers raises many kinds for a bad dir
-        raise UserError(f"cannot load a tokenizer from {path}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from exc
+    tok = load_transformers_tokenizer(path)
     notes = []
     if model_type == "causal" and tok.pad_token is None and tok.eos_token is not None:
         tok.pad_token = tok.eos_token  # what nearly every causal fine-tuning script does
         notes.append(f"tokenizer has no pad token: set pad_token = eos_token ({tok.eos_token!r}) as typical scripts do")
     return tok, notes
-
-
-# tokenizer files as they come with a model (no tokenizer.json / tokenizer_config.json) -> transformers class
-_RAW_TOKENIZERS = ((("vocab.json", "merges.txt"), "GPT2Tokenizer"), (("spiece.model",), "T5Tokenizer"),
-                   (("tokenizer.model",), "LlamaTokenizer"), (("vocab.txt",), "BertTokenizer"))
-
-
-def _raw_tokenizer_class(path: str) -> str | None:
-    if not os.path.isdir(path) or any(os.path.isfile(os.path.join(path, f)) for f in ("tokenizer.json", "tokenizer_config.json")):
-        return None
-    for files, cls in _RAW_TOKENIZERS:
-        if all(os.path.isfile(os.path.join(path, f)) for f in files):
-            return cls
-    return None
 
 
 def model_collator_parts(model_dir: str | None, model_type: str) -> tuple[Any, int | None]:

@@ -207,10 +207,6 @@ class _Doctor:
             return {}
         return data_sources((run.info or {}).get("data"), str(self.target.path))
 
-    def texts(self) -> list[str]:
-        inputs, targets = self.sides()
-        return inputs + targets
-
     def sides(self) -> tuple[list[str], list[str]]:
         """(input texts, target texts): targets are judged against the decoder's own length limit."""
         from ehrdebug.io.tables import pick_field

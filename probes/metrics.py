@@ -44,9 +44,9 @@ def loss_vs_accuracy(
     from ehrdebug.config import EhrDebugConfig
 
     cfg = config or EhrDebugConfig()
-    LOW_LOSS, ACC_WARN, ACC_FAIL = (cfg.threshold(k) for k in ("low_loss", "accuracy_warn", "accuracy_fail"))  # noqa: N806
-    rule = (f"loss <= {LOW_LOSS} (>= {math.exp(-LOW_LOSS):.0%} per reference token) with an accuracy metric "
-            f"<= {ACC_WARN:.0%} warns, <= {ACC_FAIL:.0%} fails")
+    low_loss, acc_warn, acc_fail = (cfg.threshold(k) for k in ("low_loss", "accuracy_warn", "accuracy_fail"))
+    rule = (f"loss <= {low_loss} (>= {math.exp(-low_loss):.0%} per reference token) with an accuracy metric "
+            f"<= {acc_warn:.0%} warns, <= {acc_fail:.0%} fails")
     h = history.normalized()
     metrics = accuracy_metrics(h)
     metrics.update({k: _fraction(v) for k, v in (accuracy or {}).items() if math.isfinite(v)})
@@ -62,8 +62,8 @@ def loss_vs_accuracy(
                         f"No accuracy-type metric logged (loss {loss:.4g}); nothing to compare", evidence=evidence, rule=rule)]
     worst_key, worst = min(metrics.items(), key=lambda kv: kv[1])
     evidence.update({"worst_metric": worst_key, "worst_accuracy": rounded(worst, 4)})
-    if 0 <= loss <= LOW_LOSS and worst <= ACC_WARN:
-        sev = Severity.FAIL if worst <= ACC_FAIL else Severity.WARN
+    if 0 <= loss <= low_loss and worst <= acc_warn:
+        sev = Severity.FAIL if worst <= acc_fail else Severity.WARN
         return [Finding(
             "metrics.loss_vs_accuracy", sev,
             f"Low loss {loss:.4g} ({math.exp(-loss):.0%} per token) but {worst_key} is {worst:.0%}: "

@@ -25,7 +25,7 @@ TOP_N_SAMPLE = 10_000  # texts re-encoded to measure the effect of adding codes
 
 
 def choose_systems(texts: Sequence[str], config: EhrDebugConfig) -> tuple[list[CodeSystem], str]:
-    """Configured systems, else those detected in the texts (keeping undotted ICD-9 beside dotted ICD-9)."""
+    """Configured systems, else those detected in the texts (undotted ICD-9 is kept beside dotted ICD-9)."""
     if config.code_systems or config.custom_code_systems:
         try:
             return resolve_systems(config.code_systems, config.custom_code_systems), "configured"
@@ -33,12 +33,7 @@ def choose_systems(texts: Sequence[str], config: EhrDebugConfig) -> tuple[list[C
             raise UserError(str(exc)) from exc
     sample = list(texts[:5000])
     custom = resolve_systems([], config.custom_code_systems)
-    found = detect_systems(sample, [*BUILTIN.values(), *custom])
-    names = {s.name for s in found}
-    # mixed MIMIC text holds 250.00 beside V3001/486; detect_systems keeps only the dotted system
-    if "icd9" in names and "icd9_nodot" not in names and detect_systems(sample, [BUILTIN["icd9_nodot"]]):
-        found.append(BUILTIN["icd9_nodot"])
-    return found, "detected in the data"
+    return detect_systems(sample, [*BUILTIN.values(), *custom]), "detected in the data"
 
 
 def count_codes(texts: Sequence[str], systems: Sequence[CodeSystem]) -> dict[str, Counter[str]]:

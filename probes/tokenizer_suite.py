@@ -38,19 +38,7 @@ def run_tokenizer_probes(
     config = config or EhrDebugConfig()
     tok = as_handle(tokenizer)
     tok = replace(tok, backend=plain_backend(tok))  # a saved truncation/padding setting would distort every figure
-    if targets:
-        findings = run_tokenizer_probes(tok, [*texts, *targets], replace(config, task_prefix=""), sample_size=sample_size)
-        findings = [f for f in findings if f.probe != "tokenizer.lengths"]
-        inputs = tokenize_data(tok, texts, sample_size=sample_size, prefix=config.task_prefix)
-        outputs = tokenize_data(tok, targets, sample_size=sample_size)
-        structural = list(config.structural_tokens) or find_structural_tokens(inputs.sample + outputs.sample)
-        for side, data, limit in (("inputs", inputs, config.max_length), ("targets", outputs, config.max_target_length)):
-            for finding in probe_lengths(tok, data, replace(config, max_length=limit), structural):
-                finding.title = f"{side}: {finding.title}"
-                finding.subject = side
-                findings.append(finding)
-        return findings
-    data = tokenize_data(tok, texts, sample_size=sample_size, prefix=config.task_prefix)
+    data = tokenize_data(tok, [*texts, *(targets or [])], sample_size=sample_size, prefix="" if targets else config.task_prefix)
     structural = list(config.structural_tokens)
     source = "configured"
     if not structural:
@@ -59,5 +47,13 @@ def run_tokenizer_probes(
     findings = probe_structural(tok, structural, data.sample, source=source)
     findings += probe_codes(tok, data, config)
     findings += probe_roundtrip(tok, data, config)
-    findings += probe_lengths(tok, data, config, structural)
+    if not targets:
+        return findings + probe_lengths(tok, data, config, structural)
+    sides = (("inputs", texts, config.task_prefix, config.max_length), ("targets", targets, "", config.max_target_length))
+    for side, side_texts, prefix, limit in sides:
+        side_data = tokenize_data(tok, side_texts, sample_size=sample_size, prefix=prefix)
+        for finding in probe_lengths(tok, side_data, replace(config, max_length=limit), structural):
+            finding.title = f"{side}: {finding.title}"
+            finding.subject = side
+            findings.append(finding)
     return findings

@@ -148,7 +148,7 @@ CASES: list[tuple[list[str], int, str] | tuple[list[str], int, str, str]] = [
     (["check", "collator", "--data", "ok.jsonl", "--tokenizer", "./missing_tok", "--model-type", "seq2seq"], 2,
      "tokenizer directory not found"),
     (["check", "collator", "--data", "ok.jsonl", "--tokenizer", "tokdir", "--model-type", "seq2seq"], 2,
-     "cannot load a tokenizer from tokdir"),
+     "no tokenizer in tokdir (expected tokenizer.json, vocab.json+merges.txt"),
     # ehrdebug doctor
     (["doctor"], 2, "Missing argument"),
     (["doctor", "missing"], 2, "path not found: missing"),

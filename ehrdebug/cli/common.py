@@ -23,17 +23,27 @@ def parse_fail_on(value: str) -> Severity:
     return sev
 
 
+def check_report_options(fmt: str, fail_on: str, output: str | None = None,
+                         inputs: tuple[str | None, ...] = ()) -> Severity:
+    """Validate ``--format``, ``--fail-on`` and ``--output`` up front (before minutes of probing, not after)."""
+    from ehrdebug.report.render import FORMATS
+
+    if fmt not in FORMATS:
+        raise UserError(f"unknown --format {fmt!r} (expected one of: {', '.join(FORMATS)})")
+    threshold = parse_fail_on(fail_on)
+    check_output(output, inputs)
+    return threshold
+
+
 def emit_report(report: Report, fmt: str, fail_on: str, output: str | None = None, *,
                 inputs: tuple[str | None, ...] = ()) -> int:
     """Print (or write) the rendered report and return the exit code it implies.
 
     ``inputs`` are the files and folders the command read: ``--output`` may not overwrite one of them
     or a file inside one (a typo must not replace the training data or a run's log with a report)."""
-    from ehrdebug.report.render import FORMATS, render
+    from ehrdebug.report.render import render
 
-    if fmt not in FORMATS:
-        raise UserError(f"unknown --format {fmt!r} (expected one of: {', '.join(FORMATS)})")
-    threshold = parse_fail_on(fail_on)
+    threshold = check_report_options(fmt, fail_on)
     width = max(80, min(140, _terminal_width()))
     text = render(report, fmt, width=width)
     if output:

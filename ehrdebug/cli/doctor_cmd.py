@@ -31,17 +31,11 @@ def doctor(
     output: str | None = typer.Option(None, "--output", "-o", help="Write the rendered report to this file."),
 ) -> int:
     """Diagnose a run or checkpoint: curves, metrics, data, tokenizer and model probes, ranked."""
-    from ehrdebug.cli.common import check_output, emit_report, parse_fail_on
-    from ehrdebug.report.render import FORMATS
+    from ehrdebug.cli.common import check_report_options, emit_report
     from probes.doctor import resolve_target
     from probes.doctor_reports import save_report
 
-    if fmt not in FORMATS:  # fail before minutes of probing, not after
-        from ehrdebug.errors import UserError
-
-        raise UserError(f"unknown --format {fmt!r} (expected one of: {', '.join(FORMATS)})")
-    parse_fail_on(fail_on)
-    check_output(output, (path, data, config))
+    check_report_options(fmt, fail_on, output, (path, data, config))  # fail before minutes of probing
     resolve_target(path)  # a path that is no run/checkpoint, or whose run.json is broken: one line, exit 2
     report = _diagnose()(path, data=data, config=config)
     try:

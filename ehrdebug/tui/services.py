@@ -116,23 +116,10 @@ def is_fix_recipe(recipe_id: str) -> bool:
 
 
 def load_tokenizer(path: str | os.PathLike[str]) -> Any:
-    """A transformers tokenizer (the collator and generate need one): AutoTokenizer for a saved
-    directory, else the project's loader (raw vocab/merges, spiece.model …) and its transformers object."""
-    from transformers import AutoTokenizer
+    """A transformers tokenizer (the collator and generate need one), whatever the layout."""
+    from ehrdebug.tokenizers import load_transformers_tokenizer
 
-    try:
-        return AutoTokenizer.from_pretrained(str(path))
-    except Exception as first:  # noqa: BLE001 - try the project's loader, which knows more layouts
-        from ehrdebug.tokenizers import load_tokenizer as _load
-
-        handle = _load(str(path))
-        if handle.hf is not None:
-            return handle.hf
-        from transformers import PreTrainedTokenizerFast
-
-        if handle.backend is None:
-            raise first
-        return PreTrainedTokenizerFast(tokenizer_object=handle.backend, **handle.special_tokens)
+    return load_transformers_tokenizer(os.fspath(path))
 
 
 def project_config(start: str | os.PathLike[str] | None = None) -> Any:

@@ -18,12 +18,9 @@ _KEEP_EXTRA = ("trainer_state.json", "training_args.bin", "state.json")
 
 
 def load_tokenizer(path: Path) -> Any:
-    from transformers import AutoTokenizer
+    from ehrdebug.tokenizers import load_transformers_tokenizer
 
-    try:
-        return AutoTokenizer.from_pretrained(str(path))
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cannot load a tokenizer from {path}: {exc}".splitlines()[0]) from exc
+    return load_transformers_tokenizer(str(path))
 
 
 def load_model(path: Path) -> Any:

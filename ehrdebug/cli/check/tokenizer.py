@@ -36,19 +36,16 @@ def check_tokenizer(
     """Check a tokenizer against your data: structural tokens, codes, round-trip and truncation."""
     import os
 
-    from ehrdebug.cli.common import emit_report, parse_fail_on
+    from ehrdebug.cli.common import check_report_options, emit_report
     from ehrdebug.codes import resolve_systems
     from ehrdebug.config import load_config, split_tokens
     from ehrdebug.errors import UserError, require_file
     from ehrdebug.findings import Report
     from ehrdebug.io.tables import ReadStats, read_texts
-    from ehrdebug.report.render import FORMATS
     from ehrdebug.tokenizers import load_tokenizer
     from probes.tokenizer_suite import run_tokenizer_probes
 
-    if fmt not in FORMATS:
-        raise UserError(f"unknown --format {fmt!r} (expected one of: {', '.join(FORMATS)})")
-    parse_fail_on(fail_on)
+    check_report_options(fmt, fail_on)
     if limit < 1:
         raise UserError(f"--limit must be at least 1, not {limit}")
     if max_length is not None and max_length < 1:
