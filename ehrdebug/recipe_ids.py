@@ -22,6 +22,9 @@ FIX: dict[str, str] = {
     "warmup-new-embeddings": "Add learning-rate warmup so new embeddings settle before the full learning rate.",
     "lora-train-embeddings": "With LoRA and new tokens, make embeddings and lm_head trainable (modules_to_save).",
     "add-code-tokens": "Add the top-N most frequent codes as whole tokens.",
+    "constrain-to-labels": "Decode only answers of the training split's label set (a token trie), spelled exactly.",
+    "train-longer": "Train longer (lift the step cap or raise the epochs), or resume from the last checkpoint.",
+    "lower-learning-rate": "Lower the learning rate, warm up, and clip gradients.",
 }
 
 ADVICE: dict[str, str] = {
@@ -29,8 +32,6 @@ ADVICE: dict[str, str] = {
     "report-auprc": "With few positives, report AUPRC (and F1 at a chosen threshold) beside AUROC.",
     "split-by-patient": "Split train/validation/test by patient so no patient appears in two splits.",
     "deduplicate-splits": "Remove examples duplicated across splits before evaluating.",
-    "train-longer": "Validation loss was still falling: train longer or resume from the last checkpoint.",
-    "lower-learning-rate": "Lower the learning rate or add gradient clipping.",
     "raise-learning-rate": "The loss did not move: raise the learning rate or check which parameters are trainable.",
     "strict-output-format": "Train and post-process to the exact output format the metric checks (one code per answer, no extra text).",
     "fix-truncation": "Raise max_length or truncate from the left so the end token is kept.",

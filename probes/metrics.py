@@ -68,7 +68,7 @@ def loss_vs_accuracy(
             "metrics.loss_vs_accuracy", sev,
             f"Low loss {loss:.4g} ({math.exp(-loss):.0%} per token) but {worst_key} is {worst:.0%}: "
             "the answers are close token by token but not in the format the metric checks",
-            evidence=evidence, recipes=["strict-output-format"], rule=rule)]
+            evidence=evidence, recipes=["constrain-to-labels", "strict-output-format"], rule=rule)]
     return [Finding("metrics.loss_vs_accuracy", Severity.OK,
                     f"Loss {loss:.4g} and {worst_key} {worst:.0%} agree", evidence=evidence, rule=rule)]
 

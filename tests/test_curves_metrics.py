@@ -18,7 +18,7 @@ def test_seed_003_low_loss_zero_strict_accuracy_fails() -> None:
     assert f.evidence["loss"] == 0.0533 and f.evidence["worst_metric"] == "eval_strict_accuracy"
     assert f.evidence["accuracy_metrics"] == {"eval_strict_accuracy": 0.0, "eval_accuracy": 0.43}
     assert f.evidence["per_token_probability"] > 0.9
-    assert f.recipes == ["strict-output-format"]
+    assert f.recipes == ["constrain-to-labels", "strict-output-format"]
 
 
 def test_low_loss_with_high_accuracy_is_fine() -> None:

@@ -246,3 +246,50 @@ def test_config_only_fix_on_checkpoint(bart_plain, tmp_path):
         apply_fixes(bart_plain, ["early-stopping"], tmp_path / "o")
     res = apply_fixes(bart_plain, ["early-stopping", "register-structural-tokens"], tmp_path / "o2", skip_inapplicable=True)
     assert res.skipped and res.skipped[0]["id"] == "early-stopping" and res.checkpoint is not None
+
+
+def test_train_longer_lifts_a_step_cap_else_doubles_the_epochs(data_config, tmp_path, monkeypatch):
+    from recipes.fixes import apply_fixes
+    from recipes.fixes.base import load_yaml
+
+    monkeypatch.chdir(tmp_path)
+    capped = yaml.safe_load(data_config.read_text()) | {"max_steps": 30, "max_minutes": 5}
+    (tmp_path / "capped.yaml").write_text(yaml.safe_dump(capped))
+    cfg = load_yaml(apply_fixes(tmp_path / "capped.yaml", ["train-longer"], tmp_path / "a").config_path)
+    assert cfg["max_steps"] is None and cfg["epochs"] == 30 and cfg["max_minutes"] == 10
+    cfg = load_yaml(apply_fixes(data_config, ["train-longer"], tmp_path / "b").config_path)
+    assert cfg["epochs"] == 60 and not cfg.get("max_steps")
+    again = load_yaml(apply_fixes(tmp_path / "b" / "config.yaml", ["train-longer"], tmp_path / "c").config_path)
+    assert again["epochs"] == 120  # each application is one more step up, recorded in the fixes list
+    assert [f["id"] for f in again["fixes"]] == ["train-longer", "train-longer"]
+
+
+def test_lower_learning_rate_divides_the_rate_warms_up_and_clips(data_config, tmp_path, monkeypatch):
+    from recipes.fixes import apply_fixes
+    from recipes.fixes.base import load_yaml
+
+    monkeypatch.chdir(tmp_path)
+    hot = yaml.safe_load(data_config.read_text()) | {"lr": 3e-3, "max_grad_norm": None}
+    (tmp_path / "hot.yaml").write_text(yaml.safe_dump(hot))
+    res = apply_fixes(tmp_path / "hot.yaml", ["lower-learning-rate"], tmp_path / "fixed")
+    cfg = load_yaml(res.config_path)
+    assert cfg["lr"] == pytest.approx(1e-3) and cfg["warmup_steps"] >= 50 and cfg["max_grad_norm"] == 1.0
+    assert yaml.safe_load((tmp_path / "hot.yaml").read_text())["lr"] == 3e-3  # the original is untouched
+
+
+def test_constrain_to_labels_edits_t5_configs_and_skips_others(data_config, tmp_path, monkeypatch):
+    from recipes.fixes import apply_fixes
+    from recipes.fixes.base import load_yaml
+    from recipes.train import load_config
+
+    monkeypatch.chdir(tmp_path)
+    t5 = tmp_path / "t5.yaml"
+    t5.write_text(yaml.safe_dump({"recipe": "t5_diagnosis", "constrain_to_labels": False}))
+    res = apply_fixes(t5, ["constrain-to-labels"], tmp_path / "t5-fixed")
+    assert load_yaml(res.config_path)["constrain_to_labels"] is True
+    assert load_config(str(res.config_path))["constrain_to_labels"] is True
+    with pytest.raises(UserError, match="t5_diagnosis"):
+        apply_fixes(data_config, ["constrain-to-labels"], tmp_path / "bart-fixed")
+    assert not (tmp_path / "bart-fixed").exists()
+    res = apply_fixes(data_config, ["constrain-to-labels", "early-stopping"], tmp_path / "bart-auto", skip_inapplicable=True)
+    assert [r["id"] for r in res.applied] == ["early-stopping"] and res.skipped[0]["id"] == "constrain-to-labels"

@@ -100,6 +100,21 @@ def test_early_stopping_stops_and_keeps_the_best_checkpoint(tmp_path: Path) -> N
     assert any("early stopping" in a["message"] for a in alerts)
 
 
+def test_early_stopping_waits_for_min_epochs(tmp_path: Path) -> None:
+    """The same rising eval loss, but stopping is not allowed before epoch 3 (4 steps an epoch here)."""
+    from recipes.train.loop import run_training
+
+    data = write_standin(tmp_path / "data", n_train=16)
+    config = load_config(REPO / "recipes/configs/bart_ehrgen_small.yaml",
+                         [*TINY, "max_steps=40", "eval_every=1", "lr=0.5", "warmup_steps=0", "early_stopping.patience=2",
+                          "early_stopping.min_epochs=3", "batch_size=4", "keep_checkpoints=1", "final_test=false",
+                          f"data.root={data}", f"out={tmp_path / 'run'}"])  # fmt: skip
+    run = run_training(config)
+    summary = json.loads((run / "artifacts" / "metrics_summary.json").read_text())
+    assert 12 <= summary["steps"] < 40  # patience ran out long before step 12, but stopping waited for it
+    assert summary["steps"] > summary["best_step"] + 2
+
+
 def test_t5_run_on_the_standin_logs_passed_in_probes(tmp_path: Path) -> None:
     from ehrdebug.findings import Finding, Severity
     from recipes.train.loop import run_training

@@ -140,7 +140,7 @@ def test_t5_label_pad_pad_trains_on_padding() -> None:
     tok, _, _, feats, collate = _t5_features(["label_pad=pad", "pad_to_max_length=true", "task_prefix="])
     batch = collate(feats)
     labels = batch["labels"]
-    assert labels.shape[1] == 16  # padded to max_target_length, pad ids kept as training targets
+    assert labels.shape[1] == 32  # padded to max_target_length, pad ids kept as training targets
     assert (labels == tok.pad_token_id).sum() >= 8 and not (labels == -100).any()
 
 

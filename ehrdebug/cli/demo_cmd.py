@@ -27,6 +27,7 @@ def demo(
     if "t5" in summary:
         t5s = summary["t5"]
         typer.echo(f"{'T5 diagnosis accuracy (held-out)':52} {t5s['before'].get('accuracy', 0):>10.1%} {t5s['after'].get('accuracy', 0):>10.1%}")
+        typer.echo(f"{'  (always the most frequent diagnosis)':52} {t5s['majority_baseline']:>10.1%} {t5s['majority_baseline']:>10.1%}")
     for name, ok in summary["acceptance"].items():
         typer.echo(f"{'PASS' if ok else 'FAIL'}  {name}")
     typer.echo(f"report: {Path(out) / 'report.md'}  ({summary['seconds']} s)")

@@ -79,7 +79,13 @@ def apply_fixes(
     try:
         for n, (fix, mode) in enumerate(plan):
             if mode == CONFIG:
-                changes = fix.on_config(cfg, tgt)
+                try:
+                    changes = fix.on_config(cfg, tgt)
+                except UserError as exc:  # a fix for another recipe's config (raised before any edit)
+                    if not skip_inapplicable:
+                        raise
+                    skipped.append({"id": fix.id, "why": str(exc)})
+                    continue
             else:
                 stage = out / f".stage-{n}"
                 changes = fix.on_checkpoint(current, stage, tgt)
@@ -89,6 +95,9 @@ def apply_fixes(
         if current is not None and current != tgt.checkpoint:
             checkpoint = out / "checkpoint"
             current.rename(checkpoint)
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)  # nothing half-written is left behind
+        raise
     finally:
         for stage in out.glob(".stage-*"):
             shutil.rmtree(stage, ignore_errors=True)
@@ -176,7 +185,10 @@ def auto_plan(path: str | os.PathLike[str], data: str | None = None, config: Any
 
 
 # fixes that are alternatives to one another: a finding may name several, only the first is applied
-ALTERNATIVES: tuple[frozenset[str], ...] = (frozenset({"init-new-embeddings-mean", "init-new-embeddings-description"}),)
+ALTERNATIVES: tuple[frozenset[str], ...] = (
+    frozenset({"init-new-embeddings-mean", "init-new-embeddings-description"}),
+    frozenset({"train-longer", "lower-learning-rate"}),  # a constant output names both; one retrain tests one idea
+)
 
 
 def drop_alternatives(fix_ids: list[str]) -> list[str]:

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ehrdebug.errors import UserError
 from recipes.fixes import surgery
 from recipes.fixes.base import Change, Fix, Target, get_key, set_key
 
@@ -156,4 +157,21 @@ ANTI_REPETITION = Fix(
     on_checkpoint=_rep_checkpoint,
 )
 
-FIXES = (BLOCK_EOS, LOWER_TEMPERATURE, ANTI_REPETITION)
+def _constrain_config(cfg: dict[str, Any], target: Target) -> list[Change]:
+    """T5 diagnosis: decode through a trie of the training split's diagnosis names (no near-miss spellings)."""
+    recipe = get_key(cfg, "recipe")
+    if recipe != "t5_diagnosis":
+        raise UserError(f"constrain-to-labels applies to t5_diagnosis configs (this one trains {recipe!r})")
+    changes: list[Change] = []
+    set_key(cfg, "constrain_to_labels", True, changes, "every answer is spelled exactly as a training diagnosis")
+    return changes
+
+
+CONSTRAIN_TO_LABELS = Fix(
+    id="constrain-to-labels",
+    answers=("metrics.loss_vs_accuracy", "generation.tf_vs_sampling", "generation.degeneration"),
+    summary="decode only the training split's answers (a token trie): no near-miss spellings, loops or echoes",
+    on_config=_constrain_config,
+)
+
+FIXES = (BLOCK_EOS, LOWER_TEMPERATURE, ANTI_REPETITION, CONSTRAIN_TO_LABELS)

@@ -79,7 +79,7 @@ def run_collator_findings(path: Path) -> list[Finding] | None:
 
         model, tokenizer = load_model(checkpoint, checkpoint)
     else:  # the run died before its first checkpoint (seed 002's collator crash): rebuild its start
-        tokenizer, model = tokens.load_base(str(config["base"]), config["recipe"])
+        tokenizer, model = tokens.load_base(str(config["base"]), config["recipe"], config.get("model_dropout"))
         special = list(config["special_tokens"]) if config["register_special_tokens"] else []
         tokens.add_tokens(model, tokenizer, special, [], config["new_token_init"], seed=config["seed"])
     records = D.load_records(config, "train")[:32]

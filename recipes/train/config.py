@@ -65,6 +65,8 @@ DEFAULTS: dict[str, Any] = {
     "inference_prefix": None,  # prepended at generation; None = task_prefix
     "decoder_prompt": True,  # BART: the decoder also writes the prompt (seed 000's setup)
     # optimisation
+    "model_dropout": None,  # replaces the base's dropout rate (null keeps it)
+    "augment": {"copies": 1, "drop_phrases": 0.0},  # T5: extra copies of each training input with phrases dropped
     "epochs": 6,
     "max_steps": None,
     "max_minutes": None,  # stop (and checkpoint) after this much training time
@@ -77,7 +79,8 @@ DEFAULTS: dict[str, Any] = {
     "max_grad_norm": 1.0,
     "log_every": 10,
     "eval_every": None,  # steps between evaluations; None = once per epoch
-    "early_stopping": {"patience": 3, "metric": "eval_loss", "min_delta": 0.0},  # patience null = off
+    # patience null = off; min_epochs: never stop before this many epochs (a metric that starts at 0 must get going)
+    "early_stopping": {"patience": 3, "metric": "eval_loss", "min_delta": 0.0, "min_epochs": 0},
     "keep_checkpoints": 2,
     "save_best": True,  # keep the best checkpoint by the early-stopping metric as checkpoints/best
     "num_eval_generations": 32,  # validation prompts generated at each evaluation
@@ -226,5 +229,12 @@ def _validate(config: dict[str, Any], where: str) -> None:
     for key in ("epochs", "batch_size", "grad_accum"):
         if not isinstance(config[key], int) or config[key] < 1:
             raise UserError(f"{where}: {key} must be a positive integer (got {config[key]!r})")
+    augment = config["augment"]
+    if not isinstance(augment["copies"], int) or augment["copies"] < 1 or not 0 <= float(augment["drop_phrases"]) < 1:
+        raise UserError(f"{where}: augment.copies must be a positive integer and augment.drop_phrases in [0, 1)")
+    if augment["copies"] > 1 and config["recipe"] != "t5_diagnosis":
+        raise UserError(f"{where}: augment is implemented for t5_diagnosis only (got recipe {config['recipe']})")
+    if config["model_dropout"] is not None and not 0 <= float(config["model_dropout"]) < 1:
+        raise UserError(f"{where}: model_dropout must be in [0, 1) or null (got {config['model_dropout']!r})")
     if not isinstance(config["lr"], (int, float)) or config["lr"] <= 0:
         raise UserError(f"{where}: lr must be a positive number (got {config['lr']!r})")

@@ -33,7 +33,7 @@ def _setup(config: dict[str, Any], checkpoint: Path | None) -> tuple[Any, Any, d
     from recipes.train.data import load_records
 
     task = _task(config)
-    tokenizer, model = tokens.load_base(str(config["base"]), config["recipe"])
+    tokenizer, model = tokens.load_base(str(config["base"]), config["recipe"], config.get("model_dropout"))
     train_records = task.label_targets(load_records(config, "train"))
     special = list(config["special_tokens"]) if config["register_special_tokens"] else []
     codes = tokens.top_codes(train_records, set(config["special_tokens"]), int(config["add_code_tokens"])) if config["add_code_tokens"] else []
@@ -118,7 +118,7 @@ def run_training(config: dict[str, Any], out_dir: str | Path | None = None, prob
     # -- data ----------------------------------------------------------------------------------------
     train_records = D.load_records(config, "train")
     eval_records = D.load_records(config, config["data"]["eval_split"])
-    train_features = D.make_features(task.pairs(train_records, config), tokenizer, config)
+    train_features = D.make_features(D.training_pairs(task, train_records, config), tokenizer, config)
     eval_features = D.make_features(task.pairs(eval_records, config), tokenizer, {**config, "drop_string_columns": True})
     collator = D.make_collator(tokenizer, model, config)
     codes = D.code_vocabulary(config) if task.TASK == "seq2seq" else None
@@ -169,7 +169,8 @@ def run_training(config: dict[str, Any], out_dir: str | Path | None = None, prob
         else:
             state["bad_evals"] += 1
         save(step)
-        return patience is not None and state["bad_evals"] >= int(patience)
+        warm = step >= float(config["early_stopping"]["min_epochs"] or 0) * steps_per_epoch  # no stop before min_epochs
+        return patience is not None and warm and state["bad_evals"] >= int(patience)
 
     def save(step: int) -> None:
         logger.save_checkpoint(step, model, tokenizer, optimizer, scheduler, extra_state={"loop": dict(state)})

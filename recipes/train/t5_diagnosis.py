@@ -11,9 +11,11 @@ answer is always a known diagnosis, never a half-spelled one. The training loop 
 
 from __future__ import annotations
 
+import random
 import re
 from typing import Any
 
+from ehrdebug.data.vignettes import QUESTION
 from recipes.train.generate import clean_decode, generation_kwargs
 
 NAME = "t5_diagnosis"
@@ -30,6 +32,18 @@ def normalize(text: str) -> str:
 def pairs(records: list[dict[str, Any]], config: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
     prefix = config["task_prefix"] or ""
     return [(f"{prefix}{r['input']}", r["output"], r) for r in records]
+
+
+_PHRASE_END = re.compile(r"(?<=[.,;])\s+")
+
+
+def drop_phrases(text: str, rate: float, rng: random.Random) -> str:
+    """``text`` with each finding (a phrase ending in ``.``, ``,`` or ``;``) dropped with probability ``rate``;
+    at least one is kept, and the closing question always is (training-time augmentation)."""
+    body, question = (text[: -len(QUESTION)].rstrip(), QUESTION) if text.endswith(QUESTION) else (text, "")
+    phrases = [p for p in _PHRASE_END.split(body) if p]
+    kept = [p for p in phrases if rng.random() >= rate] or [rng.choice(phrases)] if phrases else []
+    return " ".join([*kept, question]).strip()
 
 
 def label_targets(records: list[dict[str, Any]]) -> list[str]:

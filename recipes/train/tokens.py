@@ -19,8 +19,14 @@ DESCRIPTIONS = {
 }
 
 
-def load_base(base: str, recipe: str) -> tuple[Any, Any]:
-    """Tokenizer and model from a local ``save_pretrained`` dir or a hub id, always in fp32."""
+_DROPOUT_KEY = {"t5_diagnosis": "dropout_rate", "bart_ehrgen": "dropout"}
+
+
+def load_base(base: str, recipe: str, dropout: float | None = None) -> tuple[Any, Any]:
+    """Tokenizer and model from a local ``save_pretrained`` dir or a hub id, always in fp32.
+
+    ``dropout`` replaces the base's dropout rate (T5 ``dropout_rate``, BART ``dropout``); None keeps it.
+    """
     import os
 
     import torch
@@ -33,7 +39,8 @@ def load_base(base: str, recipe: str) -> tuple[Any, Any]:
         raise UserError(f"base model directory not found: {base} (a local dir or a hub id such as t5-small)")
     try:
         tokenizer = AutoTokenizer.from_pretrained(os.path.expanduser(base))
-        model = AutoModelForSeq2SeqLM.from_pretrained(os.path.expanduser(base), dtype=torch.float32)
+        extra = {} if dropout is None else {_DROPOUT_KEY.get(recipe, "dropout"): float(dropout)}
+        model = AutoModelForSeq2SeqLM.from_pretrained(os.path.expanduser(base), dtype=torch.float32, **extra)
     except (OSError, ValueError) as exc:  # no weights / no tokenizer files in the directory
         raise UserError(f"cannot load base {base!r}: {str(exc).strip().splitlines()[0]}") from exc
     return tokenizer, model
