@@ -360,11 +360,13 @@ def load_model(model_dir: Path, tokenizer_dir: Path | None) -> tuple[Any, Any]:
 
 
 def diagnose(path: str | os.PathLike[str], data: str | None = None,
-             config: EhrDebugConfig | str | None = None, *, skip: Mapping[str, str] | None = None) -> Report:
+             config: EhrDebugConfig | str | None = None, *, skip: Mapping[str, str] | None = None,
+             replace: Mapping[str, Callable[[], list[Finding] | None]] | None = None) -> Report:
     """Every probe that applies to ``path``, as one report (ranked by ``Report.ranked()`` when rendered).
 
-    ``skip`` maps suite names (curves, data, tokenizer, model) to the reason a caller runs them itself
-    (e.g. the model suite with a run's own decoding settings); the coverage finding lists them.
+    ``skip`` maps suite names (curves, data, tokenizer, model) to the reason a caller does without them;
+    the coverage finding lists them. ``replace`` maps a suite name to the function that runs it instead
+    (e.g. the model suite with a training run's own decoding settings), guarded like any suite.
     """
     from ehrdebug.errors import require_file
 
@@ -378,6 +380,7 @@ def diagnose(path: str | os.PathLike[str], data: str | None = None,
     suites = {"curves": doctor.curves, "data": doctor.data_probes, "tokenizer": doctor.tokenizer_probes,
               "model": doctor.model_probes}
     for name, suite in suites.items():
+        suite = (replace or {}).get(name, suite)
         if skip and name in skip:
             doctor.skip(name, skip[name])
         else:

@@ -17,8 +17,8 @@ from typing import Any
 
 from ehrdebug.findings import Finding, Report
 
-MODEL_PROBE_PREFIXES = ("model.", "generation.", "attribution.")
 MAX_RECORDS = 8
+RUN_AWARE = "run with the run's generation settings, inference prefix and base vocabulary (recipes.fixes.diagnosis)"
 
 
 def diagnose_run(path: str | os.PathLike[str], data: str | None = None, config: Any = None) -> Report:
@@ -26,39 +26,17 @@ def diagnose_run(path: str | os.PathLike[str], data: str | None = None, config: 
     from probes.doctor import diagnose
 
     run_dir = Path(path)
-    if run_config(run_dir) is None:
-        return diagnose(str(path), data=data, config=config)
-    report = _doctor_without_model_suite(run_dir, data, config) or diagnose(str(path), data=data, config=config)
-    findings = run_aware_model_findings(run_dir)
-    if findings is not None:
-        kept = [f for f in report.findings if not f.probe.startswith(MODEL_PROBE_PREFIXES)]
-        report.findings = kept + findings
-        report.meta["model_probes"] = "run with the run's generation settings, inference prefix and base vocabulary"
+    findings = run_aware_model_findings(run_dir) if run_config(run_dir) is not None else None
+    if findings is None:
+        report = diagnose(str(path), data=data, config=config)
+    else:  # the doctor's own model suite would decode with defaults; the run's settings replace it
+        report = diagnose(str(path), data=data, config=config, replace={"model": lambda: findings})
+        report.meta["model_probes"] = RUN_AWARE
     collator = run_collator_findings(run_dir)
     if collator is not None:
         report.findings = [f for f in report.findings if f.probe != "data.collator"] + collator
         report.meta["collator_probe"] = "the run's own features and collator (label_pad, drop_string_columns)"
     return report
-
-
-def _doctor_without_model_suite(run_dir: Path, data: str | None, config: Any) -> Report | None:
-    """The doctor's curve, data and tokenizer suites (its model suite is replaced, so not run twice).
-    None when the doctor's internals are not the ones this was written against."""
-    import probes.doctor as doctor
-
-    try:
-        target = doctor.resolve_target(str(run_dir))
-        cfg = doctor._config(config, target.path)
-        doc = doctor._Doctor(target, cfg, data)
-        doc.load_records()
-        for name in ("curves", "data_probes", "tokenizer_probes"):
-            doc.run_suite(name.removesuffix("_probes"), getattr(doc, name))
-        findings = doc.findings + [doc.coverage()]
-    except AttributeError:
-        return None
-    meta = {"generator": doctor.GENERATOR, "path": str(run_dir), "kind": target.kind, "suites": doc.suites,
-            "model_dir": str(target.model_dir) if target.model_dir else None, "data": doc.data_source}
-    return Report(subject=f"{target.kind} {run_dir}", findings=findings, meta=meta)
 
 
 def run_collator_findings(path: Path) -> list[Finding] | None:
