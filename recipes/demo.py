@@ -223,12 +223,16 @@ def majority_baseline(config: dict[str, Any]) -> float:
 
 
 def t5_markdown(t5: dict[str, Any]) -> str:
+    def pct(value: Any) -> str:
+        return f"{value:.1%}" if isinstance(value, (int, float)) else "–"
+
     b, a = t5["before"].get("accuracy"), t5["after"].get("accuracy")
+    n = t5["after"].get("n_held_out", "?")
     lines = ["## Seed 002: T5 diagnosis", "", f"Fixes: {', '.join(t5['fixes'])}", "",
              "| | before | after |", "|---|---|---|"]
     for key in ("accuracy", "empty_rate", "repetition_rate", "echo_rate"):
         if key in t5["before"] or key in t5["after"]:
-            lines.append(f"| {key} | {t5['before'].get(key, '–')} | {t5['after'].get(key, '–')} |")
-    lines += ["", f"Held-out diagnosis accuracy {b} → {a} (always answering the most frequent training diagnosis: "
-              f"{t5.get('majority_baseline')})."]
+            lines.append(f"| {key} | {pct(t5['before'].get(key))} | {pct(t5['after'].get(key))} |")
+    lines += ["", f"Held-out diagnosis accuracy over {n} vignettes: {pct(b)} → {pct(a)} (always answering the most "
+              f"frequent training diagnosis: {pct(t5.get('majority_baseline'))})."]
     return "\n".join(lines)

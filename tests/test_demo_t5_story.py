@@ -21,4 +21,4 @@ def test_t5_prefix_and_decoding_fixes_beat_the_broken_run(tmp_path):
     assert t5["before"]["n_held_out"] == t5["after"]["n_held_out"] == 37  # every held-out vignette
     assert after > before and after > t5["majority_baseline"], (before, after, t5["majority_baseline"])
     assert not any("same output for every input" in f["title"] for f in t5["findings_after"])
-    assert f"{after}" in t5_markdown(t5)
+    assert f"{before:.1%} → {after:.1%}" in t5_markdown(t5)
