@@ -42,8 +42,7 @@ def main() -> None:
     import torch
 
     from probes.doctor import load_model
-    from recipes.demo import _best_checkpoint
-    from recipes.fixes.diagnosis import run_config
+    from recipes.fixes.diagnosis import run_checkpoint, run_config
     from recipes.train import data as D
     from recipes.train import load_config, run_training
     from recipes.train.config import apply_overrides
@@ -52,8 +51,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(args.run) if args.run else Path(run_training(
             load_config(str(REPO / "recipes/configs/t5_diagnosis_small.yaml"), ["final_test=false"]), Path(tmp) / "run"))
-        config, _ = run_config(run)  # type: ignore[misc]
-        ckpt = _best_checkpoint(run)
+        config, info = run_config(run)  # type: ignore[misc]
+        ckpt = run_checkpoint(run, info)
         model, tokenizer = load_model(ckpt, ckpt)
         train = D.load_records(config, "train")
         held = D.load_records(config, "validation") + D.load_records(config, "test")

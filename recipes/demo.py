@@ -63,10 +63,10 @@ def _load(name_or_path: str | Path, overrides: list[str]) -> dict[str, Any]:
 
 
 def _best_checkpoint(run_dir: Path) -> Path:
-    from recipes.fixes.diagnosis import _checkpoint, run_config
+    from recipes.fixes.diagnosis import run_checkpoint, run_config
 
     found = run_config(run_dir)
-    ckpt = _checkpoint(run_dir, found[1] if found else {})
+    ckpt = run_checkpoint(run_dir, found[1] if found else {})
     if ckpt is None:
         raise RuntimeError(f"{run_dir} has no checkpoint")
     return ckpt
@@ -79,12 +79,12 @@ def measure(run_dir: Path, n: int | None = HELD_OUT) -> tuple[dict[str, Any], li
     from probes.doctor import load_model
     from recipes.fixes.diagnosis import run_config
     from recipes.train import data as D
-    from recipes.train.loop import _task
+    from recipes.train.loop import task_module
 
     config, info = run_config(run_dir)  # type: ignore[misc]
     ckpt = _best_checkpoint(run_dir)
     model, tokenizer = load_model(ckpt, ckpt)
-    task = _task(config)
+    task = task_module(config)
     records = D.load_records(config, config["data"]["test_split"])[:n]
     torch.manual_seed(config["seed"])
     codes = D.code_vocabulary(config) if task.TASK == "seq2seq" else None
@@ -187,16 +187,12 @@ def run_demo(out: str | Path, t5: bool = False, log: Callable[[str], None] = pri
 
 def t5_schedule() -> list[str]:
     """``key=value`` overrides of the shipped fixed T5 config's training schedule (``T5_SCHEDULE``)."""
-    from recipes.train.config import flat_keys
-
     fixed = _load(T5_FIXED, [])
     out = []
-    for key in flat_keys({k: fixed[k] for k in T5_SCHEDULE}):
-        node: Any = fixed
-        for part in key.split("."):
-            node = node[part]
-        if not isinstance(node, dict):
-            out.append(f"{key}={json.dumps(node)}")
+    for key in T5_SCHEDULE:
+        value = fixed[key]
+        pairs = {f"{key}.{k}": v for k, v in value.items()} if isinstance(value, dict) else {key: value}
+        out += [f"{k}={json.dumps(v)}" for k, v in pairs.items()]
     return out
 
 

@@ -22,3 +22,12 @@ def test_t5_prefix_and_decoding_fixes_beat_the_broken_run(tmp_path):
     assert after > before and after > t5["majority_baseline"], (before, after, t5["majority_baseline"])
     assert not any("same output for every input" in f["title"] for f in t5["findings_after"])
     assert f"{before:.1%} → {after:.1%}" in t5_markdown(t5)
+
+
+def test_t5_retrain_takes_the_fixed_configs_schedule() -> None:
+    from recipes.demo import T5_BROKEN, T5_FIXED, T5_SCHEDULE, _load, t5_schedule
+
+    fixed, broken = _load(T5_FIXED, []), _load(T5_BROKEN, [])
+    retrain = _load(T5_BROKEN, t5_schedule())
+    assert any(broken[k] != fixed[k] for k in T5_SCHEDULE)  # the overrides really change something
+    assert all(retrain[k] == fixed[k] for k in T5_SCHEDULE)

@@ -16,16 +16,6 @@ app = typer.Typer()
 SINGLE_COMMAND = True
 
 
-def _default_out(path: Path) -> Path:
-    stem = path.with_suffix("") if path.is_file() else path
-    candidate = Path(f"{stem}-fixed")
-    n = 2
-    while candidate.exists():
-        candidate = Path(f"{stem}-fixed-{n}")
-        n += 1
-    return candidate
-
-
 def _list() -> None:
     from ehrdebug.recipe_ids import ADVICE
     from recipes.fixes import REGISTRY
@@ -85,7 +75,9 @@ def fix(
             for line in lines:
                 typer.echo(f"  {line}")
         return 0
-    out_dir = Path(out) if out else _default_out(Path(path))
+    from recipes.fixes.base import default_out_dir
+
+    out_dir = Path(out) if out else default_out_dir(Path(path))
     result = apply_fixes(target, ids, out_dir, skip_inapplicable=auto)
     for line in result.lines():
         typer.echo(line)

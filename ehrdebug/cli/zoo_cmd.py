@@ -23,8 +23,7 @@ def list_cases() -> None:
         typer.echo(f"{case.name}  (seed {case.seed})")
         typer.echo(f"    failure: {case.failure}")
         typer.echo(f"    how:     {case.how}")
-        kind = "advice" if case.advice_only else "fix"
-        typer.echo(f"    probe:   {case.probe}    {kind}: {case.fix}")
+        typer.echo(f"    probe:   {case.probe}    fix: {case.fix}")
 
 
 @app.command("run")
@@ -49,9 +48,7 @@ def run_case(
     ok = bool(broken.fired()) or case.name == "healthy"
     if case.name == "healthy":
         ok = not broken.above_info()
-    if fix and case.advice_only:
-        typer.echo(f"  answered by advice, not an automatic fix: {case.fix}")
-    elif fix and case.name != "healthy":
+    if fix and case.name != "healthy":
         fixed = fix_and_rerun(broken, out_dir)
         _show(f"after {case.fix}", fixed)
         ok = ok and not fixed.fired()

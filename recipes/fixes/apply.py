@@ -166,21 +166,28 @@ class AutoPlan:
     reasons: dict[str, list[str]] = field(default_factory=dict)
 
 
+def named_recipes(findings: list[Any]) -> dict[str, list[Any]]:
+    """Recipe id → the warn/fail findings that name it, worst first (the order fixes are planned in)."""
+    from ehrdebug.findings import Report, Severity
+
+    named: dict[str, list[Any]] = {}
+    for finding in Report(subject="", findings=list(findings)).ranked():
+        if finding.severity >= Severity.WARN:
+            for rid in finding.recipes:
+                named.setdefault(rid, []).append(finding)
+    return named
+
+
 def auto_plan(path: str | os.PathLike[str], data: str | None = None, config: Any = None) -> AutoPlan:
     """Run the doctor on ``path`` and split the recipe ids its warn/fail findings name."""
-    from ehrdebug.findings import Severity
     from ehrdebug.recipe_ids import ADVICE, FIX
     from recipes.fixes.diagnosis import diagnose_run
 
     report = diagnose_run(path, data=data, config=config)
-    ids = report.recipe_ids()
-    reasons: dict[str, list[str]] = {}
-    for finding in report.ranked():
-        if finding.severity >= Severity.WARN:
-            for rid in finding.recipes:
-                reasons.setdefault(rid, []).append(f"{finding.probe}: {finding.title}")
-    fix_ids = drop_alternatives([rid for rid in ids if rid in FIX])
-    advice = [(rid, ADVICE[rid]) for rid in ids if rid in ADVICE]
+    named = named_recipes(report.findings)
+    reasons = {rid: [f"{f.probe}: {f.title}" for f in found] for rid, found in named.items()}
+    fix_ids = drop_alternatives([rid for rid in named if rid in FIX])
+    advice = [(rid, ADVICE[rid]) for rid in named if rid in ADVICE]
     return AutoPlan(fix_ids, advice, report, reasons)
 
 
@@ -200,4 +207,4 @@ def drop_alternatives(fix_ids: list[str]) -> list[str]:
     return kept
 
 
-__all__ = ["AutoPlan", "FixResult", "apply_fixes", "auto_plan", "CHECKPOINT", "CONFIG"]
+__all__ = ["AutoPlan", "FixResult", "apply_fixes", "auto_plan", "named_recipes", "CHECKPOINT", "CONFIG"]

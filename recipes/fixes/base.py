@@ -205,6 +205,17 @@ def new_out_dir(out_dir: str | os.PathLike[str]) -> Path:
     return out
 
 
+def default_out_dir(path: Path) -> Path:
+    """``PATH-fixed`` beside the target (``-fixed-2``, ``-3`` … when taken); a config file loses its suffix."""
+    stem = path.with_suffix("") if path.is_file() else path
+    candidate = Path(f"{stem}-fixed")
+    n = 2
+    while candidate.exists():
+        candidate = Path(f"{stem}-fixed-{n}")
+        n += 1
+    return candidate
+
+
 def fix_record(fix: Fix, mode: str, changes: list[Change]) -> dict[str, Any]:
     return {
         "id": fix.id,

@@ -23,43 +23,41 @@ RUN_AWARE = "run with the run's generation settings, inference prefix and base v
 
 def diagnose_run(path: str | os.PathLike[str], data: str | None = None, config: Any = None) -> Report:
     """``probes.doctor.diagnose``; for a recipe run, its model and collator probes use the run's own settings."""
-    from probes.doctor import diagnose
+    from probes.doctor import diagnose, load_model
 
     run_dir = Path(path)
-    findings = run_aware_model_findings(run_dir) if run_config(run_dir) is not None else None
-    if findings is None:
+    found = run_config(run_dir)
+    if found is None:
+        return diagnose(str(path), data=data, config=config)
+    run_cfg, info = found
+    checkpoint = run_checkpoint(run_dir, info)
+    loaded = load_model(checkpoint, checkpoint) if checkpoint is not None else None  # once, for both probes
+    if loaded is None:
         report = diagnose(str(path), data=data, config=config)
     else:  # the doctor's own model suite would decode with defaults; the run's settings replace it
+        findings = _model_findings(run_cfg, info, *loaded)
         report = diagnose(str(path), data=data, config=config, replace={"model": lambda: findings})
         report.meta["model_probes"] = RUN_AWARE
-    collator = run_collator_findings(run_dir)
-    if collator is not None:
-        report.findings = [f for f in report.findings if f.probe != "data.collator"] + collator
-        report.meta["collator_probe"] = "the run's own features and collator (label_pad, drop_string_columns)"
+    collator = _collator_findings(run_dir, run_cfg, loaded)
+    report.findings = [f for f in report.findings if f.probe != "data.collator"] + collator
+    report.meta["collator_probe"] = "the run's own features and collator (label_pad, drop_string_columns)"
     return report
 
 
-def run_collator_findings(path: Path) -> list[Finding] | None:
+def _collator_findings(path: Path, config: dict[str, Any], loaded: tuple[Any, Any] | None) -> list[Finding]:
     """``data.collator`` on the features and collator the recipe built for this run (even one that crashed)."""
-    found = run_config(path)
-    if found is None:
-        return None
-    config, info = found
     from probes.data_collator import probe_collator
     from recipes.train import data as D
     from recipes.train import tokens
-    from recipes.train.loop import _task
+    from recipes.train.loop import task_module
 
-    checkpoint = _checkpoint(path, info)
-    task = _task(config)
-    if checkpoint is not None:
-        from probes.doctor import load_model
-
-        model, tokenizer = load_model(checkpoint, checkpoint)
+    if loaded is not None:
+        model, tokenizer = loaded
     else:  # the run died before its first checkpoint (seed 002's collator crash): rebuild its start
         tokenizer, model = tokens.load_base(str(config["base"]), config["recipe"], config.get("model_dropout"))
         special = list(config["special_tokens"]) if config["register_special_tokens"] else []
         tokens.add_tokens(model, tokenizer, special, [], config["new_token_init"], seed=config["seed"])
+    task = task_module(config)
     records = D.load_records(config, "train")[:32]
     features = D.make_features(task.pairs(records, config), tokenizer, config)
     collator = D.make_collator(tokenizer, model, config)
@@ -68,6 +66,7 @@ def run_collator_findings(path: Path) -> list[Finding] | None:
 
 
 def run_config(path: Path) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The training config and run.json of a run written by ``recipes.train``; None for any other path."""
     info_path = path / "run.json"
     if not info_path.is_file():
         return None
@@ -78,7 +77,7 @@ def run_config(path: Path) -> tuple[dict[str, Any], dict[str, Any]] | None:
     return config, info
 
 
-def _checkpoint(path: Path, info: dict[str, Any]) -> Path | None:
+def run_checkpoint(path: Path, info: dict[str, Any]) -> Path | None:
     """The checkpoint the run ends with: the best one when it was kept and reloaded, else the latest."""
     from recipes.fixes.base import _latest_checkpoint
 
@@ -90,23 +89,14 @@ def _checkpoint(path: Path, info: dict[str, Any]) -> Path | None:
     return _latest_checkpoint(path)
 
 
-def run_aware_model_findings(path: Path) -> list[Finding] | None:
-    """Model-suite findings under the run's own decoding; None when ``path`` is not a recipe run."""
-    found = run_config(path)
-    if found is None:
-        return None
-    config, info = found
-    checkpoint = _checkpoint(path, info)
-    if checkpoint is None:
-        return None
-    from probes.doctor import load_model
+def _model_findings(config: dict[str, Any], info: dict[str, Any], model: Any, tokenizer: Any) -> list[Finding]:
+    """Model-suite findings under the run's own decoding, inference prefix and base vocabulary."""
     from probes.model_suite import run_model_probes
     from recipes.train import data as D
     from recipes.train.generate import generation_kwargs
-    from recipes.train.loop import _task
+    from recipes.train.loop import task_module
 
-    model, tokenizer = load_model(checkpoint, checkpoint)
-    task = _task(config)
+    task = task_module(config)
     records = D.load_records(config, config["data"]["eval_split"])[:MAX_RECORDS]
     if config["recipe"] == "t5_diagnosis":
         prefix = config["task_prefix"] if config.get("inference_prefix") is None else config["inference_prefix"]

@@ -23,7 +23,8 @@ from ehrdebug.errors import UserError
 TASK_MODULES = {"bart_ehrgen": "recipes.train.bart_ehrgen", "t5_diagnosis": "recipes.train.t5_diagnosis"}
 
 
-def _task(config: dict[str, Any]) -> Any:
+def task_module(config: dict[str, Any]) -> Any:
+    """The recipe's task module (``pairs``, ``evaluate``, ``probe_config`` …) for ``config["recipe"]``."""
     return importlib.import_module(TASK_MODULES[config["recipe"]])
 
 
@@ -32,7 +33,7 @@ def _setup(config: dict[str, Any], checkpoint: Path | None) -> tuple[Any, Any, d
     from recipes.train import tokens
     from recipes.train.data import load_records
 
-    task = _task(config)
+    task = task_module(config)
     tokenizer, model = tokens.load_base(str(config["base"]), config["recipe"], config.get("model_dropout"))
     train_records = task.label_targets(load_records(config, "train"))
     special = list(config["special_tokens"]) if config["register_special_tokens"] else []

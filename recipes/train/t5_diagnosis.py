@@ -42,7 +42,9 @@ def drop_phrases(text: str, rate: float, rng: random.Random) -> str:
     at least one is kept, and the closing question always is (training-time augmentation)."""
     body, question = (text[: -len(QUESTION)].rstrip(), QUESTION) if text.endswith(QUESTION) else (text, "")
     phrases = [p for p in _PHRASE_END.split(body) if p]
-    kept = [p for p in phrases if rng.random() >= rate] or [rng.choice(phrases)] if phrases else []
+    kept = [p for p in phrases if rng.random() >= rate]
+    if phrases and not kept:
+        kept = [rng.choice(phrases)]
     return " ".join([*kept, question]).strip()
 
 

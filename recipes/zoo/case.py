@@ -34,13 +34,6 @@ class Case:
     def summary(self) -> str:
         return f"{self.name:30} seed {self.seed}  probe {self.probe:34} fix {self.fix}"
 
-    @property
-    def advice_only(self) -> bool:
-        """Answered by an advice step (ehrdebug.recipe_ids.ADVICE), not by an automatic fix-recipe."""
-        from ehrdebug.recipe_ids import ADVICE
-
-        return self.fix in ADVICE
-
     def firing(self, report: Report | list[Finding]) -> list[Finding]:
         """The probe's warn/fail findings about *this* failure: those naming the case's fix-recipe (or,
         with ``match``, whose title holds it), so another complaint of the same probe does not count."""

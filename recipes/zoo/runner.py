@@ -108,8 +108,6 @@ def fix_and_rerun(run: CaseRun, out: str | os.PathLike[str], extra: list[str] | 
     from recipes.fixes import apply_fixes
     from recipes.train import load_config
 
-    if run.case.advice_only:
-        raise UserError(f"zoo case {run.case.name} is answered by advice ({run.case.fix}), not an automatic fix")
     out_dir = Path(out)
     start = time.time()
     result = apply_fixes(run.run_dir, [run.case.fix], out_dir / "fix")

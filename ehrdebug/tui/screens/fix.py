@@ -26,32 +26,14 @@ from textual.widgets.selection_list import Selection
 def plan_fixes(findings: list[Any]) -> tuple[list[tuple[str, str, bool]], list[str]]:
     """``[(fix id, why, preselected)]`` from warn/fail findings first, then every other fix, and the
     advice ids the findings name (shown, never applied)."""
-    from ehrdebug.findings import Severity
     from ehrdebug.recipe_ids import ADVICE
     from recipes.fixes import REGISTRY
+    from recipes.fixes.apply import named_recipes
 
-    reasons: dict[str, list[str]] = {}
-    advice: dict[str, None] = {}
-    for finding in sorted(findings, key=lambda f: -int(f.severity)):
-        if finding.severity < Severity.WARN:
-            continue
-        for rid in finding.recipes:
-            if rid in REGISTRY:
-                reasons.setdefault(rid, []).append(finding.title)
-            elif rid in ADVICE:
-                advice.setdefault(rid, None)
-    rows = [(rid, "; ".join(why), True) for rid, why in reasons.items()]
-    rows += [(rid, fix.summary, False) for rid, fix in REGISTRY.items() if rid not in reasons]
-    return rows, list(advice)
-
-
-def default_out(path: Path) -> Path:
-    candidate = Path(f"{path}-fixed")
-    n = 2
-    while candidate.exists():
-        candidate = Path(f"{path}-fixed-{n}")
-        n += 1
-    return candidate
+    named = named_recipes(findings)
+    rows = [(rid, "; ".join(f.title for f in found), True) for rid, found in named.items() if rid in REGISTRY]
+    rows += [(rid, fix.summary, False) for rid, fix in REGISTRY.items() if rid not in named]
+    return rows, [rid for rid in named if rid in ADVICE]
 
 
 class FixScreen(Screen[None]):
@@ -171,11 +153,13 @@ class FixScreen(Screen[None]):
         self.query_one("#fix-log", RichLog).write(line)
 
     def action_apply(self) -> None:
+        from recipes.fixes.base import default_out_dir
+
         ids = self.selected()
         if not ids:
             self.notify("Tick at least one fix (space).", severity="warning")
             return
-        out = self.out_dir if self.out_dir and not self.out_dir.exists() else default_out(Path(self.run.path))
+        out = self.out_dir if self.out_dir and not self.out_dir.exists() else default_out_dir(Path(self.run.path))
         self._log(f"applying {', '.join(ids)} to a copy in {out} …")
         self._apply(ids, out)
 
