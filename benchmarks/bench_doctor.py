@@ -24,12 +24,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--steps", type=int, default=40)
     args = parser.parse_args()
-    from recipes.train.config import load_config
+    from recipes.train.config import load_recipe_config
     from recipes.train.loop import run_training
 
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / "run"
-        config = load_config(REPO / "recipes/configs/bart_ehrgen_small.yaml",
+        config = load_recipe_config(REPO / "recipes/configs/bart_ehrgen_small.yaml",
                              [f"max_steps={args.steps}", f"eval_every={args.steps}", f"out={run}",
                               "num_eval_generations=4", "num_test_generations=4"])
         start = time.perf_counter()

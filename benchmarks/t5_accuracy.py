@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -41,18 +42,17 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
-    from probes.doctor import load_model
-    from recipes.fixes.diagnosis import run_checkpoint, run_config
+    from ehrdebug.loading import final_checkpoint, load_model
     from recipes.train import data as D
-    from recipes.train import load_config, run_training
+    from recipes.train import load_recipe_config, run_training
     from recipes.train.config import apply_overrides
     from recipes.train.t5_diagnosis import evaluate
 
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(args.run) if args.run else Path(run_training(
-            load_config(str(REPO / "recipes/configs/t5_diagnosis_small.yaml"), ["final_test=false"]), Path(tmp) / "run"))
-        config, info = run_config(run)  # type: ignore[misc]
-        ckpt = run_checkpoint(run, info)
+            load_recipe_config(str(REPO / "recipes/configs/t5_diagnosis_small.yaml"), ["final_test=false"]), Path(tmp) / "run"))
+        config = json.loads((run / "run.json").read_text(encoding="utf-8"))["config"]
+        ckpt = final_checkpoint(run)
         model, tokenizer = load_model(ckpt, ckpt)
         train = D.load_records(config, "train")
         held = D.load_records(config, "validation") + D.load_records(config, "test")

@@ -9,6 +9,7 @@ sentence is found but a year inside a date is not taken for a code by accident m
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -106,3 +107,28 @@ def icd9_add_dot(code: str, kind: str = "dx") -> str:
 
 def icd9_strip_dot(code: str) -> str:
     return code.replace(".", "").strip()
+
+
+_MARKER = re.compile(r"^<\\?[A-Za-z_/\\]+>$")
+
+
+def code_counts(texts: Iterable[str], structural: Iterable[str] = ()) -> Counter[str]:
+    """How often each code occurs in training texts, counted one way for training and the fixes alike: the words
+    inside EHR visits (``<v> … <\\v>``) of a text that has visits, else every word of it that is no structural
+    token or ``<marker>`` (a T5 label, a plain code list)."""
+    from ehrdebug.grammar import VISIT_OPEN, parse_sequence
+
+    skip = set(structural)
+    counts: Counter[str] = Counter()
+    for text in texts:
+        if VISIT_OPEN in text:
+            counts.update(parse_sequence(text, require_demographics=False).codes)
+        else:
+            counts.update(w for w in text.split() if w not in skip and not _MARKER.match(w))
+    return counts
+
+
+def top_codes(texts: Iterable[str], n: int, structural: Iterable[str] = ()) -> list[str]:
+    """The ``n`` most frequent codes of ``code_counts`` (ties broken alphabetically, so every caller agrees)."""
+    counts = code_counts(texts, structural)
+    return [code for code, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:n]]

@@ -42,6 +42,11 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "stall_drop_warn": 0.05,
     # curves.undertrained: relative fall of validation loss over the last evaluations
     "still_falling": 0.02,
+    # curves.undertrained: fall the fitted curve still expects over the next evaluations (as many as fitted)
+    # from which training longer is advised; under it a flattening curve is only reported with its figure
+    "gain_soon_warn": 0.1,
+    # curves.memorization: training and validation loss both under this is suspicious (leak, target in input)
+    "both_near_zero_loss": 0.01,
     # metrics.loss_vs_accuracy: loss under which the model is confident; accuracy under which it warns / fails
     "low_loss": 0.223,
     "accuracy_warn": 0.5,

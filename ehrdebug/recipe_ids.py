@@ -25,6 +25,13 @@ FIX: dict[str, str] = {
     "constrain-to-labels": "Decode only answers of the training split's label set (a token trie), spelled exactly.",
     "train-longer": "Train longer (lift the step cap or raise the epochs), or resume from the last checkpoint.",
     "lower-learning-rate": "Lower the learning rate, warm up, and clip gradients.",
+    "mlm-ignore-index": "Mark MLM label positions without a target with -100 (the index the loss ignores), not -1 or the pad id.",
+    "mlm-masking-rate": "Mask about 15% of the maskable codes (BERT/BEHRT), at the rate the config states.",
+    "mlm-skip-special-tokens": "Never pick [CLS], [SEP], [PAD], [MASK] or visit separators as MLM targets (special-tokens mask).",
+    "mlm-80-10-10": "Replace the picked MLM targets 80% with [MASK], 10% with a random code and leave 10% unchanged.",
+    "grow-embedding-tables": "Size each embedding table (ages, visits, positions, bins, codes) to cover the largest id the data holds.",
+    "drop-outcome-codes": "Remove the codes that record the outcome (e.g. a death code) from the model's input.",
+    "increase-learning-rate": "Raise a learning rate too low to move the model, in tenfold steps up to the recipe's own default.",
 }
 
 ADVICE: dict[str, str] = {
@@ -39,6 +46,9 @@ ADVICE: dict[str, str] = {
     "add-validation-set": "Add a validation set so overfitting and early stopping can be judged.",
     "use-fast-tokenizer": "Use a tokenizer that round-trips the data (normalisation changes the text).",
     "tie-or-resize-lm-head": "Resize/tie lm_head together with the input embeddings after adding tokens.",
+    "cut-at-prediction-time": "Build each input from events at or before its prediction time only (MEDS label files give it).",
+    "weight-rare-codes": "Weight positives in the next-visit loss (pos_weight) or use a focal loss so rare codes are not drowned by frequent ones.",
+    "lower-code-min-frequency": "Rebuild the code vocabulary (ehrdebug.codetok) on the training data with a lower min_frequency so the codes the model meets are not [UNK].",
 }
 
 ALL: dict[str, str] = {**FIX, **ADVICE}

@@ -53,6 +53,11 @@ class TokenizerHandle:
     def vocab_size(self) -> int:
         return int(self.backend.get_vocab_size(with_added_tokens=True))
 
+    @property
+    def word_level(self) -> bool:
+        """A whole-word vocabulary (EHR code tokenizers): no subword pieces, a word is one id or the unknown id."""
+        return self.family == "WordLevel"
+
     def token_id(self, token: str) -> int | None:
         return self.backend.token_to_id(token)
 
@@ -109,6 +114,7 @@ class TokenizerHandle:
             "vocab_size": self.vocab_size,
             "lowercases": self.lowercases,
             "unk_token": self.unk_token,
+            "word_level": self.word_level,
         }
 
 

@@ -20,6 +20,7 @@ from probes.curves_stats import (
     median,
     non_finite,
     prepared,
+    project_decay,
     rank_trend,
     robust_z,
     rounded,
@@ -117,7 +118,7 @@ def memorization(history: History, config: EhrDebugConfig | None = None) -> list
     rule = (
         f"training loss (median of last 3 logs) under {near_zero} with no validation to back it is a warning; "
         f"validation loss >= {gap_warn:g}x training loss and {GAP_MIN_NATS} apart is a warning, "
-        f">= {gap_fail:g}x a failure"
+        f">= {gap_fail:g}x a failure; training and validation both under {cfg.threshold('both_near_zero_loss')} warn"
     )
     _, train = finite_pairs(h.train)
     if len(train) < 3:
@@ -145,9 +146,34 @@ def memorization(history: History, config: EhrDebugConfig | None = None) -> list
         return [Finding("curves.memorization", Severity.FAIL if severe else Severity.WARN,
                         f"Memorising: training loss {train_level:.4g} is {ratio:.1f}x below {key} {eval_level:.4g}",
                         evidence=evidence, recipes=["early-stopping"], rule=rule)]
+    both = cfg.threshold("both_near_zero_loss")
+    if train_level < both and eval_level < both:
+        return [_both_near_zero(h, train_level, key, eval_level, both, evidence, rule)]
     title = ("Training loss near zero, but validation agrees" if train_level < near_zero
              else f"Training and validation losses agree ({ratio:.2f}x)")
     return [Finding("curves.memorization", Severity.OK, title, evidence=evidence, rule=rule)]
+
+
+def _both_near_zero(h: History, train_level: float, key: str, eval_level: float, both: float,
+                    evidence: dict[str, object], rule: str) -> Finding:
+    """Both losses near zero: a held-out set predicted almost perfectly is more often a leak than skill."""
+    from probes.metrics import accuracy_metrics
+
+    accuracy = accuracy_metrics(h)
+    checks = ["validation examples (prompt and target) or patients also in train (ehrdebug check data)",
+              "the target contained in its input (labels copied from input_ids, the answer in the prompt)",
+              "a loss dominated by template tokens (structural tokens, prompt or padding not masked with -100)"]
+    evidence = {**evidence, "both_near_zero_threshold": both, "what_to_check": checks,
+                "per_token_probability": rounded(math.exp(-eval_level), 4)}
+    title = (f"Training {train_level:.4g} and {key} {eval_level:.4g} are both near zero: suspicious — check for a leak "
+             "between splits, a target contained in its input, or a loss dominated by template tokens")
+    if accuracy:
+        worst_key, worst = min(accuracy.items(), key=lambda kv: kv[1])
+        evidence.update({"accuracy_metrics": {k: rounded(v, 4) for k, v in accuracy.items()},
+                         "see_also": "metrics.loss_vs_accuracy"})
+        title += f"; compare with {worst_key} {worst:.0%} (metrics.loss_vs_accuracy)"
+    return Finding("curves.memorization", Severity.WARN, title, evidence=evidence,
+                   recipes=["deduplicate-splits", "split-by-patient", "mask-label-padding"], rule=rule)
 
 
 def divergence(history: History, config: EhrDebugConfig | None = None) -> list[Finding]:
@@ -247,16 +273,24 @@ def stalled(history: History, config: EhrDebugConfig | None = None) -> list[Find
 
 
 def undertrained(history: History, config: EhrDebugConfig | None = None) -> list[Finding]:
-    """Training stopped while validation loss was still clearly falling (seed 004)."""
+    """Training stopped while validation loss was still clearly falling (seed 004).
+
+    Judged on the recent slope: a curve whose last evaluations still improve a little but flatten (after an
+    early steep drop) is reported with what a fit of its end says is left, and warned only when the fit
+    expects a substantial further fall soon.
+    """
     h = prepared(history)
-    still_falling = _cfg(config).threshold("still_falling")
-    rule = (f"the last evaluation is the best and validation loss fell >= {still_falling:.0%} over the last "
-            "(up to 3) evaluations")
+    cfg = _cfg(config)
+    still_falling, gain_warn = cfg.threshold("still_falling"), cfg.threshold("gain_soon_warn")
+    rule = (f"the last evaluation is the best, validation loss fell >= {still_falling:.0%} over the last (up to 3) "
+            f"evaluations, and a fit of the last 5 (exponential or power law, the closer) expects >= {gain_warn:.0%} "
+            "more over as many evaluations again; with fewer than 4 evaluations the fall alone decides")
     if not h.evals:
         return [Finding("curves.undertrained", Severity.INFO,
                         "No validation loss logged: cannot tell whether training stopped too early",
                         evidence={"eval_keys": []}, recipes=["add-validation-set"], rule=rule)]
     findings: list[Finding] = []
+    flattening: list[Finding] = []
     checked: dict[str, object] = {}
     for key, series in h.evals.items():
         steps, values = finite_pairs(series)
@@ -266,18 +300,34 @@ def undertrained(history: History, config: EhrDebugConfig | None = None) -> list
         k = min(3, len(values))
         fall = (values[-k] - values[-1]) / values[-k] if values[-k] > 0 else 0.0
         is_best = values[-1] <= min(values) * 1.001
+        epochs = [e for v, e in zip(series.values, series.epochs, strict=False) if math.isfinite(v)]
+        proj = project_decay(steps, values, epochs=epochs)
         checked[key] = {"recent_fall": rounded(fall, 3), "last_is_best": is_best}
-        if is_best and fall >= still_falling:
+        evidence: dict[str, object] = {"eval_key": key, "last_step": steps[-1], "last_eval_loss": rounded(values[-1]),
+                                       "recent_fall": rounded(fall, 3), "evaluations": len(values),
+                                       "last_evaluation_fall": rounded((values[-2] - values[-1]) / values[-2], 3)
+                                       if values[-2] > 0 else None,
+                                       "per_evaluation_fall": rounded(fall / (k - 1), 3)}
+        if proj is not None:
+            evidence.update(proj.as_evidence())
+            checked[key].update({"fall_over_next_evaluations": rounded(proj.gain_soon, 3)})  # type: ignore[union-attr]
+        if not (is_best and fall >= still_falling):
+            continue
+        if proj is None or proj.gain_soon >= gain_warn:
+            outlook = proj.describe() if proj else "too few evaluations to project how far it would go"
             findings.append(Finding(
                 "curves.undertrained", Severity.WARN,
-                f"Stopped while {key} was still falling: {values[-k]:.4g} → {values[-1]:.4g} ({fall:.1%}) over the last {k} evaluations",
-                evidence={"eval_key": key, "last_step": steps[-1], "last_eval_loss": rounded(values[-1]),
-                          "recent_fall": rounded(fall, 3), "evaluations": len(values),
-                          "per_evaluation_fall": rounded(fall / (k - 1), 3)},
-                recipes=["train-longer"], rule=rule, subject=key))
+                f"Stopped while {key} was still falling: {values[-k]:.4g} → {values[-1]:.4g} ({fall:.1%}) over the "
+                f"last {k} evaluations; {outlook}",
+                evidence=evidence, recipes=["train-longer"], rule=rule, subject=key))
+        else:
+            flattening.append(Finding(
+                "curves.undertrained", Severity.OK,
+                f"{key} still improving ({evidence['last_evaluation_fall']:.1%} at the last evaluation) but flattening: "
+                f"{proj.describe()}", evidence=evidence, rule=rule, subject=key))
     if not findings:
-        findings.append(Finding("curves.undertrained", Severity.OK, "Validation loss had levelled off or turned",
-                                evidence={"eval_sets": checked}, rule=rule))
+        findings = flattening or [Finding("curves.undertrained", Severity.OK, "Validation loss had levelled off or turned",
+                                          evidence={"eval_sets": checked}, rule=rule)]
     return findings
 
 

@@ -100,6 +100,7 @@ def run_data_probes(
     plan: TrainingPlan | Mapping[str, Any] | str | None = None,
     limit: int | None = 200_000,
     subject: str = "",
+    target_field: str | None = None,
 ) -> list[Finding]:
     """data.split, data.labels and data.coverage over the given splits (for ``check data`` and ``doctor``)."""
     cfg = config or EhrDebugConfig()
@@ -109,7 +110,8 @@ def run_data_probes(
             splits[name] = load_split(src, limit)
     findings = probe_split(splits, patient_field=patient_field or cfg.patient_field or None,
                            text_field=text_field or cfg.text_field or None,
-                           label_field=label_field or cfg.label_field or None, subject=subject)
+                           label_field=label_field or cfg.label_field or None, subject=subject,
+                           target_field=target_field or cfg.target_field or None)
     findings += probe_labels(splits, label_field=label_field or cfg.label_field or None,
                              minority_share=cfg.threshold("minority_share"), subject=subject)
     if isinstance(plan, str):

@@ -9,7 +9,6 @@ finding, so a report never looks cleaner than what was actually checked.
 
 from __future__ import annotations
 
-import importlib
 import os
 import re
 import time
@@ -21,15 +20,24 @@ from typing import Any
 from ehrdebug.config import EhrDebugConfig, load_config
 from ehrdebug.errors import UserError
 from ehrdebug.findings import Finding, Report, Severity
+from ehrdebug.loading import has_tokenizer as _has_tokenizer
+from ehrdebug.loading import is_model_dir as _is_model_dir
+from ehrdebug.loading import weight_bytes as _weight_bytes
 from ehrdebug.runstore.history import History, Series
+from probes.doctor_run import RunRecord, read_run
 
 GENERATOR = "ehrdebug doctor"
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "vocab.txt", "spiece.model",
-                   "sentencepiece.bpe.model", "tokenizer.model")
 TARGET_GUESSES = ("target", "output", "response", "answer", "completion", "summary")
 MAX_EXAMPLES = 2000
 MAX_MODEL_BYTES = int(float(os.environ.get("EHRDEBUG_DOCTOR_MAX_MODEL_GB", "4")) * 2**30)  # loaded on CPU
 HF_DOCTOR_DIR = "ehrdebug-doctor"
+# which registered probes (by id prefix) each suite runs; the registry says what inputs each needs
+SUITE_PROBES = {"curves": ("curves.", "metrics."), "data": ("data.",), "tokenizer": ("tokenizer.",),
+                "model": ("model.", "generation.", "runtime.", "attribution.")}
+MISSING = {"curves": "no training history (a bare checkpoint without trainer_state.json, or no losses logged yet)",
+           "data": "no data: pass --data FILE (the run names no data files)",
+           "tokenizer": "no tokenizer files in the checkpoint or run, or no texts (pass --data FILE)",
+           "model": "no checkpoint with a config.json or adapter_config.json"}
 
 
 @dataclass
@@ -44,19 +52,6 @@ class Target:
     report_dir: Path | None = None
     until_step: int | None = None
     notes: list[str] = field(default_factory=list)
-
-
-def _is_model_dir(path: Path) -> bool:
-    """A checkpoint the model probes can load: a full model (config.json) or a PEFT adapter."""
-    return (path / "config.json").is_file() or (path / "adapter_config.json").is_file()
-
-
-def _weight_bytes(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.iterdir() if f.suffix in (".safetensors", ".bin") and f.is_file())
-
-
-def _has_tokenizer(path: Path) -> bool:
-    return any((path / name).is_file() for name in TOKENIZER_FILES)
 
 
 def resolve_target(path: str | os.PathLike[str]) -> Target:
@@ -91,9 +86,9 @@ def resolve_target(path: str | os.PathLike[str]) -> Target:
     if _is_model_dir(p):
         target.model_dir = p
     elif run is not None:
-        latest = run.latest_checkpoint()
-        if latest is not None and _is_model_dir(latest.path):
-            target.model_dir = latest.path
+        from ehrdebug.loading import final_checkpoint
+
+        target.model_dir = final_checkpoint(run.path)  # the best checkpoint when the run kept one, else the latest
     for candidate in (target.model_dir, p):
         if candidate is not None and _has_tokenizer(candidate):
             target.tokenizer_dir = candidate
@@ -140,24 +135,17 @@ def _config(config: EhrDebugConfig | str | None, path: Path) -> EhrDebugConfig:
     return load_config(str(path), config)
 
 
-def _suite(module: str, attr: str) -> Callable[..., Any] | None:
-    """A probe suite another part provides; None while that module does not exist yet."""
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name == module:
-            return None
-        raise
-    return getattr(mod, attr, None)
-
-
 class _Doctor:
-    def __init__(self, target: Target, cfg: EhrDebugConfig, data: str | None) -> None:
-        self.target, self.cfg, self.data = target, cfg, data
+    def __init__(self, target: Target, cfg: EhrDebugConfig, data: str | None, allow_pickle: bool = False) -> None:
+        self.target, self.cfg, self.data, self.allow_pickle = target, cfg, data, allow_pickle
         self.findings: list[Finding] = []
         self.suites: dict[str, dict[str, Any]] = {}
         self.records: list[dict[str, Any]] | None = None
         self.data_source: str | None = None
+        run = target.run
+        self.record: RunRecord = read_run(run.path if run is not None else target.path,
+                                          run.info if run is not None and run.kind == "ehrdebug" else None)
+        self.loaded: tuple[Any, Any] | None = None
 
     def run_suite(self, name: str, fn: Callable[[], list[Finding] | None]) -> None:
         start = time.perf_counter()
@@ -188,8 +176,8 @@ class _Doctor:
             self.records = read_records(self.data, limit=MAX_EXAMPLES)
             self.data_source = self.data
             return
-        sources = self._run_data_sources()
-        for split in ("validation", "test", "train"):
+        sources = self.run_data_sources()
+        for split in dict.fromkeys((self.record.eval_split, "validation", "test", "train")):
             if split in sources:
                 try:
                     self.records = read_records(sources[split], limit=MAX_EXAMPLES)
@@ -198,14 +186,30 @@ class _Doctor:
                     self.target.notes.append(f"run data {sources[split]}: {exc}")
                 return
 
-    def _run_data_sources(self) -> dict[str, str]:
+    def run_data_sources(self) -> dict[str, str]:
+        from probes.data_suite import data_sources
+
         run = self.target.run
         if run is None or run.kind != "ehrdebug":
             return {}
-        data_sources = _suite("probes.data_suite", "data_sources")
-        if data_sources is None:
-            return {}
-        return data_sources((run.info or {}).get("data"), str(self.target.path))
+        return data_sources((run.info or {}).get("data"), str(run.path))
+
+    def inputs(self) -> set[str]:
+        """The registry's input names this target provides."""
+        have = {"config"}
+        run = self.target.run
+        if run is not None:
+            have.add("run")
+            history = run.history()
+            if len(history.train) or history.evals or history.metrics:
+                have.add("history")
+        if self.records or self.data or self.run_data_sources():
+            have.add("data")
+        if self.target.tokenizer_dir is not None:
+            have.add("tokenizer")
+        if self.target.model_dir is not None:
+            have.add("model")
+        return have
 
     def sides(self) -> tuple[list[str], list[str]]:
         """(input texts, target texts): targets are judged against the decoder's own length limit."""
@@ -240,25 +244,42 @@ class _Doctor:
         return run_curve_probes(history, self.cfg) + loss_vs_accuracy(history, self.cfg)
 
     def data_probes(self) -> list[Finding] | None:
-        run_data = _suite("probes.data_suite", "run_data_probes")
-        if run_data is None:
-            self.skip("data", "probes.data_suite is not available")
-            return None
+        from probes import data_suite
+
         if self.data:
-            return run_data(self.data, config=self.cfg, subject=os.path.basename(self.data))
+            return data_suite.run_data_probes(self.data, config=self.cfg, subject=os.path.basename(self.data))
         if self.target.run is not None and self.target.run.kind == "ehrdebug":
-            for_run = _suite("probes.data_suite", "run_data_probes_for_run")
-            found = for_run(str(self.target.path), self.cfg) if for_run else []
+            found = data_suite.run_data_probes_for_run(str(self.target.run.path), self.cfg)
             if found:
-                return found
+                return found + self.collator_probes()
         self.skip("data", "no data: pass --data FILE (the run names no data files)")
         return None
 
+    def collator_probes(self) -> list[Finding]:
+        """``data.collator`` with the collation settings the run recorded (encoder-decoder runs that record them)."""
+        from probes.doctor_run import collator_findings
+
+        if not self.record.config or not self.records:
+            return []
+        loaded = self.model()
+        if loaded is None or loaded[1] is None or not getattr(loaded[0].config, "is_encoder_decoder", False):
+            return []
+        return collator_findings(self.record, loaded[0], loaded[1], self.records, self.cfg)
+
+    def model(self) -> tuple[Any, Any] | None:
+        """The checkpoint's (model, tokenizer), loaded once for every suite that needs it."""
+        from ehrdebug.loading import load_model
+
+        if self.loaded is None and self.target.model_dir is not None and self.model_fits():
+            self.loaded = load_model(self.target.model_dir, self.target.tokenizer_dir, allow_pickle=self.allow_pickle)
+        return self.loaded
+
+    def model_fits(self) -> bool:
+        return _weight_bytes(self.target.model_dir) <= MAX_MODEL_BYTES if self.target.model_dir else False
+
     def tokenizer_probes(self) -> list[Finding] | None:
-        run_tok = _suite("probes.tokenizer_suite", "run_tokenizer_probes")
-        if run_tok is None:
-            self.skip("tokenizer", "probes.tokenizer_suite is not available")
-            return None
+        from probes.tokenizer_suite import run_tokenizer_probes
+
         if self.target.tokenizer_dir is None:
             self.skip("tokenizer", "no tokenizer files in the checkpoint or run")
             return None
@@ -266,13 +287,11 @@ class _Doctor:
         if not inputs and not targets:
             self.skip("tokenizer", "no texts: pass --data FILE")
             return None
-        return run_tok(str(self.target.tokenizer_dir), inputs or targets, self.cfg, targets=targets if inputs else None)
+        return run_tokenizer_probes(str(self.target.tokenizer_dir), inputs or targets, self.cfg, targets=targets if inputs else None)
 
     def model_probes(self) -> list[Finding] | None:
-        run_model = _suite("probes.model_suite", "run_model_probes")
-        if run_model is None:
-            self.skip("model", "probes.model_suite is not available")
-            return None
+        from probes.doctor_run import model_findings
+
         if self.target.model_dir is None:
             self.skip("model", "no checkpoint with a config.json or adapter_config.json")
             return None
@@ -281,114 +300,75 @@ class _Doctor:
             self.skip("model", f"checkpoint weights are {size / 2**30:.1f} GB, over the {MAX_MODEL_BYTES / 2**30:g} GB the "
                                "doctor loads on CPU (raise EHRDEBUG_DOCTOR_MAX_MODEL_GB to force)")
             return None
+        model, tokenizer = self.model()  # type: ignore[misc]
         records = self.records or []
-        if records and self.target.tokenizer_dir is None:
+        if records and tokenizer is None:
             self.target.notes.append("no tokenizer beside the checkpoint: generation probes skipped")
             records = []
-        return _call_model_suite(run_model, self.target, records, self.cfg)
+        return model_findings(model, tokenizer, self.record, records, self.cfg, self.run_data_sources())
 
-    def coverage(self) -> Finding:
+    def coverage(self, inputs: set[str]) -> Finding:
+        from probes.registry import PROBES, available
+
         skipped = {k: v["reason"] for k, v in self.suites.items() if not v.get("ran")}
         ran = [k for k, v in self.suites.items() if v.get("ran")]
         title = f"Ran {', '.join(ran) or 'no'} probes" + (f"; skipped {', '.join(skipped)}" if skipped else "")
+        applicable = [spec.id for spec in available(inputs)]
         evidence: dict[str, Any] = {"ran": ran, "skipped": skipped, "kind": self.target.kind,
                                     "model_dir": str(self.target.model_dir) if self.target.model_dir else None,
                                     "tokenizer_dir": str(self.target.tokenizer_dir) if self.target.tokenizer_dir else None,
-                                    "data": self.data_source}
+                                    "data": self.data_source, "inputs": sorted(inputs),
+                                    "probes_lacking_inputs": {s.id: sorted(set(s.needs) - inputs) for s in PROBES
+                                                              if s.id not in applicable}}
         if self.target.notes:
             evidence["notes"] = self.target.notes
         return Finding("doctor.coverage", Severity.INFO if skipped else Severity.OK, title, evidence=evidence,
                        rule="every suite whose inputs are present runs; the others are listed with the reason")
 
 
-def _call_model_suite(run_model: Callable[..., Any], target: Target, records: list[dict[str, Any]],
-                      cfg: EhrDebugConfig) -> list[Finding]:
-    """Load the checkpoint and run the model probes (with the base vocabulary size when the run names its base)."""
-    assert target.model_dir is not None
-    model, tokenizer = load_model(target.model_dir, target.tokenizer_dir)
-    return run_model(model, tokenizer, records, cfg, base_vocab_size=_base_vocab_size(target))
-
-
-def _base_vocab_size(target: Target) -> int | None:
-    """vocab_size of the local base model an ehrdebug run started from (so added rows can be told apart)."""
-    import json
-
-    run = target.run
-    base = (run.info or {}).get("base_model") if run is not None and run.kind == "ehrdebug" else None
-    if not isinstance(base, str):
-        return None
-    config = Path(base if os.path.isabs(base) else run.path / base) / "config.json"
-    try:
-        size = json.loads(config.read_text(encoding="utf-8")).get("vocab_size")
-    except (OSError, ValueError):
-        return None
-    return int(size) if isinstance(size, int) else None
-
-
-def load_model(model_dir: Path, tokenizer_dir: Path | None) -> tuple[Any, Any]:
-    """A local HF checkpoint (or PEFT adapter on a local base) as (model, tokenizer), eval mode, CPU."""
-    import json
-
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # the report is the output; no loading bars on stderr
-    adapter = model_dir / "adapter_config.json"
-    base_dir = model_dir
-    if adapter.is_file() and not (model_dir / "config.json").is_file():
-        try:
-            base = json.loads(adapter.read_text(encoding="utf-8")).get("base_model_name_or_path") or ""
-        except (OSError, ValueError) as exc:
-            raise UserError(f"cannot read {adapter}: {exc}") from exc
-        if not os.path.isdir(base):
-            raise UserError(f"the adapter's base model {base!r} is not a local directory (the doctor never downloads)")
-        base_dir = Path(base)
-    try:
-        config = AutoConfig.from_pretrained(str(base_dir), local_files_only=True)
-        cls = AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False) else AutoModelForCausalLM
-        model = cls.from_pretrained(str(base_dir), local_files_only=True)
-    except (OSError, ValueError, KeyError) as exc:
-        raise UserError(f"cannot load the model in {base_dir}: {exc}".splitlines()[0]) from exc
-    if base_dir != model_dir:
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, str(model_dir), is_trainable=True)  # as it would train
-    model.eval()
-    tok_dir = tokenizer_dir or (base_dir if _has_tokenizer(base_dir) else None)
-    tokenizer = AutoTokenizer.from_pretrained(str(tok_dir), local_files_only=True) if tok_dir else None
-    return model, tokenizer
-
-
 def diagnose(path: str | os.PathLike[str], data: str | None = None,
              config: EhrDebugConfig | str | None = None, *, skip: Mapping[str, str] | None = None,
-             replace: Mapping[str, Callable[[], list[Finding] | None]] | None = None) -> Report:
-    """Every probe that applies to ``path``, as one report (ranked by ``Report.ranked()`` when rendered).
+             replace: Mapping[str, Callable[[], list[Finding] | None]] | None = None,
+             allow_pickle: bool = False) -> Report:
+    """The one doctor: every probe that applies to ``path`` (an ehrdebug run, an HF output dir, a checkpoint or a
+    PEFT adapter), as one report. ``ehrdebug doctor``, the TUI, ``fix --auto``, the zoo and the demo all call it.
 
-    ``skip`` maps suite names (curves, data, tokenizer, model) to the reason a caller does without them;
-    the coverage finding lists them. ``replace`` maps a suite name to the function that runs it instead
-    (e.g. the model suite with a training run's own decoding settings), guarded like any suite.
+    What the run records (run.json's config: decoding settings, inference prefix, collation; its tokens info;
+    ehrdebug.toml) decides how its model is probed, so a decoding fix the run applies is judged on the outputs
+    the run really produces. ``skip`` maps suite names (curves, data, tokenizer, model) to the reason a caller
+    does without them; ``replace`` maps a suite name to the function that runs it instead, guarded like any
+    suite. Pickle-only weights load only with ``allow_pickle``.
     """
     from ehrdebug.errors import require_file
+    from probes.registry import available
 
     start = time.perf_counter()
     target = resolve_target(path)
     cfg = _config(config, target.path)
     if data is not None:
         require_file(data, "data file")
-    doctor = _Doctor(target, cfg, data)
+    doctor = _Doctor(target, cfg, data, allow_pickle)
     doctor.load_records()
+    inputs = doctor.inputs()
+    applicable = {spec.id for spec in available(inputs)}
     suites = {"curves": doctor.curves, "data": doctor.data_probes, "tokenizer": doctor.tokenizer_probes,
               "model": doctor.model_probes}
     for name, suite in suites.items():
         suite = (replace or {}).get(name, suite)
         if skip and name in skip:
             doctor.skip(name, skip[name])
+        elif name not in (replace or {}) and not any(pid.startswith(SUITE_PROBES[name]) for pid in applicable):
+            doctor.skip(name, MISSING[name])  # the registry: none of this suite's probes has its inputs here
         else:
             doctor.run_suite(name, suite)
-    findings = doctor.findings + [doctor.coverage()]
+    findings = doctor.findings + [doctor.coverage(inputs)]
     meta = {"generator": GENERATOR, "path": str(target.path), "kind": target.kind, "suites": doctor.suites,
             "model_dir": str(target.model_dir) if target.model_dir else None, "data": doctor.data_source,
             "seconds": round(time.perf_counter() - start, 3), "created": time.time()}
+    if doctor.record.generation:
+        from ehrdebug.decoding import describe
+
+        meta["decoding"] = describe(doctor.record.generation)
     if target.run is not None:
         meta["run_status"] = target.run.status
     return Report(subject=f"{target.kind} {target.path}", findings=findings, meta=meta)

@@ -109,8 +109,13 @@ def tf_vs_sampling(
     code_vocabulary: set[str] | None = None,
     generated: Generated | None = None,
     max_examples: int = 8,
+    decoding_source: str = "",
 ) -> list[Finding]:
-    """Teacher-forced accuracy/loss vs structural validity, code validity and exact match when free-running."""
+    """Teacher-forced accuracy/loss vs structural validity, code validity and exact match when free-running.
+
+    The evidence states the sample size, a 95% interval on the valid share and the decoding settings used (and
+    ``decoding_source``: where they came from), so two measurements of one run can be compared fairly.
+    """
     cfg = config or EhrDebugConfig()
     pairs = [example_pair(ex, cfg) for ex in examples[:max_examples]]
     if not pairs:
@@ -135,9 +140,10 @@ def tf_vs_sampling(
     full = [g if DEMO in t else f"{p} {g}" for (p, t), g in zip(pairs[:n], gen.texts[:n], strict=True)]
     exact = sum(" ".join(g.split()) == " ".join(t.split()) for (_, t), g in zip(pairs[:n], gen.texts[:n], strict=True)) / n
     divs = [d for tf, ids in zip(tfs[:n], gen.ids[:n], strict=True) if (d := _divergence(tokenizer, tf.target_ids, ids))]
-    kw = {k: v for k, v in gen.kwargs.items() if k in ("do_sample", "temperature", "top_k", "top_p", "num_beams",
-                                                           "repetition_penalty", "no_repeat_ngram_size", "bad_words_ids")}
-    evidence: dict[str, Any] = {"n": n, "tf_token_accuracy": round(tf_acc, 4), "tf_loss": round(tf_loss, 4),
+    kw = {k: v for k, v in gen.kwargs.items() if k in DECODING_KEYS}
+    if "eos_token_id" in kw:
+        kw["eos_token"] = _pieces(tokenizer, kw.pop("eos_token_id"))
+    evidence: dict[str, Any] = {"n": n, "decoding_source": decoding_source or "defaults completed by the probe", "tf_token_accuracy": round(tf_acc, 4), "tf_loss": round(tf_loss, 4),
                                 "exact_match": round(exact, 4), "decoding": kw,
                                 "ended_on_end_token": round(sum(gen.ended[:n]) / n, 4),
                                 "stopped_on_pretrained_eos": round(sum(gen.stopped_on_foreign_eos[:n]) / n, 4) if gen.stopped_on_foreign_eos else 0.0}
@@ -160,12 +166,14 @@ def tf_vs_sampling(
         quality, what = score.structurally_valid, "structurally valid"
     else:
         quality, what = exact, "exact match"
+    low, high = wilson_interval(quality, n)
+    evidence["valid_share_95ci" if ehr else "exact_match_95ci"] = [round(low, 3), round(high, 3)]
     recipes = _recipes(gen, evidence)
     findings: list[Finding] = []
     if tf_acc >= 0.7 and quality < 0.5:
         findings.append(Finding(
             PROBE, Severity.FAIL,
-            f"teacher-forced accuracy {tf_acc:.0%} but only {quality:.0%} {what} when generating ({_describe(kw)})",
+            f"teacher-forced accuracy {tf_acc:.0%} but only {quality:.0%} {what} when generating ({_describe(kw)}, n={n})",
             evidence, examples_out, recipes or ["early-stopping"],
             rule="fail when teacher-forced token accuracy >= 70% while under 50% of free-running outputs are valid",
         ))
@@ -173,16 +181,35 @@ def tf_vs_sampling(
         trained = tf_acc >= 0.5
         findings.append(Finding(
             PROBE, Severity.WARN,
-            f"{quality:.0%} {what} when generating; teacher-forced accuracy {tf_acc:.0%}"
+            f"{quality:.0%} {what} of {n} generations ({_describe(kw)}); teacher-forced accuracy {tf_acc:.0%}"
             + ("" if trained else " (the model has not learned the targets yet)")
             + (f"; valid-code rate {evidence['valid_code_rate']:.0%}" if ehr and code_vocabulary else ""),
             evidence, examples_out, recipes if trained else ["train-longer"],
             rule="warn when under 80% of generations are valid (or under 80% of generated codes are in the data's vocabulary)",
         ))
     if not findings:
-        findings.append(Finding(PROBE, Severity.OK, f"{quality:.0%} {what}, teacher-forced accuracy {tf_acc:.0%} ({_describe(kw)})",
+        findings.append(Finding(PROBE, Severity.OK, f"{quality:.0%} {what} of {n} generations, teacher-forced accuracy {tf_acc:.0%} ({_describe(kw)})",
                                 evidence, examples_out[:2], rule="fail: TF accuracy >= 70% with < 50% valid generations; warn: < 80% valid"))
     return findings
+
+
+DECODING_KEYS = ("do_sample", "temperature", "top_k", "top_p", "num_beams", "repetition_penalty", "no_repeat_ngram_size",
+                 "bad_words_ids", "eos_token_id", "max_new_tokens")
+
+
+def wilson_interval(share: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion measured on ``n`` outputs (how far sampling alone can move it)."""
+    if n <= 0:
+        return 0.0, 1.0
+    centre = (share + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * ((share * (1 - share) / n + z * z / (4 * n * n)) ** 0.5) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _pieces(tokenizer: Any, ids: Any) -> Any:
+    if isinstance(ids, (list, tuple)):
+        return [piece(tokenizer, int(i)) for i in ids]
+    return piece(tokenizer, int(ids)) if ids is not None else None
 
 
 def _describe(kw: dict[str, Any]) -> str:

@@ -32,9 +32,11 @@ def run_model_probes(
     code_vocabulary: set[str] | None = None,
     max_examples: int = 6,
     with_attribution: bool = True,
+    decoding_source: str = "",
 ) -> list[Finding]:
     """Run trainable, new_embeddings, special_token_probability, tf_vs_sampling, degeneration, task_prefix,
-    runtime (Mamba) and attribution on a few examples; a probe that crashes becomes an ``info`` finding."""
+    runtime (Mamba) and attribution on up to ``max_examples`` examples; a probe that crashes becomes an ``info``
+    finding. ``decoding_source`` says where ``generation_kwargs`` came from (stated in the evidence)."""
     cfg = config or EhrDebugConfig()
     sample = list(examples[:max_examples])
     findings: list[Finding] = []
@@ -62,7 +64,7 @@ def run_model_probes(
     gen = run("generation.tf_vs_sampling", generate_outputs, model, tokenizer, prompts, cfg, generation_kwargs)
     if gen is not None:
         run("generation.tf_vs_sampling", tf_vs_sampling, model, tokenizer, sample, cfg, generation_kwargs=generation_kwargs,
-            code_vocabulary=code_vocabulary, generated=gen)
+            code_vocabulary=code_vocabulary, generated=gen, max_examples=max_examples, decoding_source=decoding_source)
         end_id, _ = end_token_ids(tokenizer, cfg)
         run("generation.degeneration", degeneration, gen.prompts, gen.texts, output_ids=gen.ids,
             pad_token_id=tokenizer.pad_token_id, end_token_id=end_id, ended=gen.ended,

@@ -4,6 +4,8 @@ Per code system found in the data: pieces per code occurrence, share kept whole,
 unknown token, the most fragmented frequent codes; then, measured by re-encoding the sample with the
 top-N codes added as tokens, what that would change. Codes are encoded after a space, as they stand
 in a sequence, because byte-level and SentencePiece vocabularies split differently there.
+A word-level vocabulary (``ehrdebug.codetok``) cannot fragment a code: there the figure is the share of
+code occurrences outside the vocabulary, reported as an unknown-token rate with the codes it hits.
 """
 
 from __future__ import annotations
@@ -102,6 +104,27 @@ def _system_finding(tok: TokenizerHandle, system: CodeSystem, counts: Counter[st
     )
 
 
+def _word_level_system_finding(tok: TokenizerHandle, system: str, counts: Counter[str],
+                               pieces: dict[str, dict[str, Any]], n_texts: int) -> Finding:
+    """A word-level vocabulary holds a code whole or not at all: the share of occurrences that are unknown."""
+    total = sum(counts.values())
+    missing = Counter({c: k for c, k in counts.items() if pieces[c]["unk"] or len(pieces[c]["pieces"]) != 1})
+    unk = sum(missing.values())
+    evidence: dict[str, Any] = {
+        "occurrences": total, "distinct_codes": len(counts), "in_vocabulary_share": round(1 - unk / total, 4),
+        "unknown_occurrence_rate": round(unk / total, 4), "distinct_unknown_codes": len(missing), "texts_sampled": n_texts,
+    }
+    label = f"{system} codes"
+    rule = "word-level vocabulary: a code is one id or the unknown id; the overall unknown rate is judged once"
+    if not unk:
+        return Finding(PROBE, Severity.OK, f"{label}: all {total:,} occurrences ({len(counts):,} distinct) are vocabulary tokens",
+                       evidence=evidence, rule=rule, subject=tok.name)
+    examples = [f"{c} → {tok.unk_token} (seen {k:,}×)" for c, k in missing.most_common(8)]
+    title = (f"{label}: {pct(unk / total)} of occurrences are {tok.unk_token} "
+             f"({len(missing):,} of {len(counts):,} distinct codes not in the vocabulary)")
+    return Finding(PROBE, Severity.INFO, title, evidence=evidence, examples=examples, rule=rule, subject=tok.name)
+
+
 def _unknown_finding(tok: TokenizerHandle, data: TokenizedData, config: EhrDebugConfig) -> Finding | None:
     if tok.unk_id is None:
         return None
@@ -122,6 +145,8 @@ def _unknown_finding(tok: TokenizerHandle, data: TokenizedData, config: EhrDebug
     evidence = {"unknown_rate": round(rate, 5), "unknown_pieces": hits, "pieces_checked": total,
                 "unknown_text": dict(surfaces.most_common(8))}
     examples = [f"{s!r} → {tok.unk_token} ({k:,}×)" for s, k in surfaces.most_common(5)]
+    if tok.word_level:
+        return _word_level_unknown(tok, rate, hits, surfaces, evidence, examples, limit)
     if rate > limit:
         return Finding(PROBE, Severity.FAIL, f"{pct(rate)} of all pieces are {tok.unk_token}: the model never sees that text",
                        evidence=evidence, examples=examples, recipes=["register-structural-tokens", "add-code-tokens"],
@@ -130,6 +155,21 @@ def _unknown_finding(tok: TokenizerHandle, data: TokenizedData, config: EhrDebug
         return Finding(PROBE, Severity.INFO, f"{hits:,} pieces are {tok.unk_token} ({pct(rate)})", evidence=evidence,
                        examples=examples, rule=f"fail when more than {pct(limit)} of pieces are the unknown token", subject=tok.name)
     return None
+
+
+def _word_level_unknown(tok: TokenizerHandle, rate: float, hits: int, surfaces: Counter[str], evidence: dict[str, Any],
+                        examples: list[str], limit: float) -> Finding:
+    """The unknown rate of a word-level vocabulary: words outside it (rare codes cut by min_frequency, new codes)."""
+    rule = f"fail when more than {pct(limit)} of the tokens are {tok.unk_token} (words outside the vocabulary)"
+    evidence = {**evidence, "distinct_unknown_words": len(surfaces),
+                "unknown_words_seen_twice_or_more": sum(1 for k in surfaces.values() if k >= 2)}
+    if not hits:
+        return Finding(PROBE, Severity.OK, f"no {tok.unk_token}: every word of the data is in the vocabulary",
+                       evidence=evidence, rule=rule, subject=tok.name)
+    title = f"{pct(rate)} of tokens are {tok.unk_token}: {len(surfaces):,} distinct words are not in the vocabulary"
+    sev = Severity.FAIL if rate > limit else Severity.INFO
+    return Finding(PROBE, sev, title, evidence=evidence, examples=examples,
+                   recipes=["lower-code-min-frequency"] if sev > Severity.OK else [], rule=rule, subject=tok.name)
 
 
 def _top_n_finding(tok: TokenizerHandle, data: TokenizedData, all_counts: Counter[str], pieces: dict[str, dict[str, Any]],
@@ -163,7 +203,37 @@ def _top_n_finding(tok: TokenizerHandle, data: TokenizedData, all_counts: Counte
                    rule="measured by re-encoding the sample with the codes added (single_word, not special)", subject=tok.name)
 
 
+def word_system(word: str, systems: Sequence[CodeSystem]) -> str:
+    """A word's code system: its MEDS-style prefix (``ICD10CM//E11.9`` → ``ICD10CM``), else the built-in it matches."""
+    if "//" in word:
+        return word.split("//", 1)[0] or "other"
+    return next((s.name for s in systems if s.regex.fullmatch(word)), "other")
+
+
+def _word_level_codes(tok: TokenizerHandle, data: TokenizedData, config: EhrDebugConfig) -> list[Finding]:
+    """Every non-special word is a code: per code system, the share of its occurrences outside the vocabulary."""
+    specials = {t for t, info in tok.added_tokens().items() if info["special"]}
+    systems = resolve_systems(config.code_systems, config.custom_code_systems) if config.code_systems else [*BUILTIN.values()]
+    counts: dict[str, Counter[str]] = {}
+    pieces: dict[str, dict[str, Any]] = {}
+    for text, enc in zip(data.sample, data.encodings, strict=True):
+        for word, tid, (a, b) in zip(enc.tokens, enc.ids, enc.offsets, strict=True):
+            surface = text[a:b] if tid == tok.unk_id else word
+            if surface in specials:
+                continue
+            counts.setdefault(word_system(surface, systems), Counter())[surface] += 1
+            pieces.setdefault(surface, {"pieces": [word], "unk": int(tid == tok.unk_id)})
+    findings = [_word_level_system_finding(tok, name, c, pieces, len(data.sample)) for name, c in sorted(counts.items(), key=lambda kv: -sum(kv[1].values()))]
+    if not findings:
+        findings.append(Finding(PROBE, Severity.OK, "no codes in the sampled texts", evidence={"texts_sampled": len(data.sample)},
+                                subject=tok.name))
+    unknown = _unknown_finding(tok, data, config)
+    return findings + ([unknown] if unknown else [])
+
+
 def probe_codes(tok: TokenizerHandle, data: TokenizedData, config: EhrDebugConfig) -> list[Finding]:
+    if tok.word_level:
+        return _word_level_codes(tok, data, config)
     systems, how = choose_systems(data.sample, config)
     findings: list[Finding] = []
     unknown = _unknown_finding(tok, data, config)

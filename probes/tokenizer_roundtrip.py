@@ -2,6 +2,8 @@
 
 Round-trip: ``decode(encode(x)) == x`` on the sample; failures are sorted by cause (BERT uncased turns
 ``V3001`` into ``v3001``; T5 drops the ``<`` it cannot represent; WordPiece re-spaces punctuation).
+A word-level vocabulary is judged per token (each word's id names the word again); its unknown words
+are the codes probe's unknown rate, not a round-trip failure.
 Lengths: the token-length distribution over every text, the share longer than ``max_length``, and
 whether right truncation cuts off the end token (``<END>``), so the model never learns to stop.
 """
@@ -46,9 +48,45 @@ def _cause(text: str, decoded: str, has_unk: bool) -> str:
     return "changed text"
 
 
+def _word_level_roundtrip(tok: TokenizerHandle, data: TokenizedData, config: EhrDebugConfig) -> list[Finding]:
+    """Token-level: each word must come back as itself; unknown words are the codes probe's unknown rate, not a change."""
+    changed: Counter[tuple[str, str]] = Counter()
+    words = unknown = bad_texts = 0
+    for text, enc in zip(data.sample, data.encodings, strict=True):
+        bad = False
+        for tid, (a, b) in zip(enc.ids, enc.offsets, strict=True):
+            words += 1
+            if tid == tok.unk_id:
+                unknown += 1
+                continue
+            back = tok.backend.id_to_token(tid)
+            if back != text[a:b]:
+                changed[(text[a:b], str(back))] += 1
+                bad = True
+        bad_texts += bad
+    n = len(data.sample)
+    rate = 1 - bad_texts / n
+    floor = config.threshold("roundtrip_min")
+    evidence: dict[str, Any] = {"round_trip_rate": round(rate, 4), "texts_checked": n, "words_checked": words,
+                                "unknown_words": unknown, "words_changed": sum(changed.values()),
+                                "lowercases": tok.lowercases, "family": tok.family, "judged": "per token (word-level vocabulary)"}
+    rule = f"warn when fewer than {pct(floor)} of texts bring every in-vocabulary word back unchanged"
+    examples = [f"{w!r} → {d!r} ({k:,}×)" for (w, d), k in changed.most_common(5)]
+    if rate >= floor:
+        note = f"; {unknown:,} unknown words are counted by tokenizer.codes" if unknown else ""
+        return [Finding(ROUNDTRIP, Severity.OK, f"{pct(rate)} of {n:,} texts bring every vocabulary word back unchanged{note}",
+                        evidence=evidence, examples=examples, rule=rule, subject=tok.name)]
+    cause = "lower-cased" if all(w.lower() == d for w, d in changed) else "changed text"
+    title = f"only {pct(rate)} of texts bring every vocabulary word back ({cause}): {examples[0]}"
+    return [Finding(ROUNDTRIP, Severity.WARN, title, evidence=evidence, examples=examples, recipes=["use-fast-tokenizer"],
+                    rule=rule, subject=tok.name)]
+
+
 def probe_roundtrip(tok: TokenizerHandle, data: TokenizedData, config: EhrDebugConfig) -> list[Finding]:
     if not data.sample:
         return [Finding(ROUNDTRIP, Severity.OK, "no texts to round-trip", subject=tok.name)]
+    if tok.word_level:
+        return _word_level_roundtrip(tok, data, config)
     ids = [e.ids for e in data.encodings]
     decoded = tok.backend.decode_batch(ids, skip_special_tokens=False)
     causes: Counter[str] = Counter()

@@ -4,6 +4,8 @@ Seed 000: BART split ``<demo>`` into ``['Ġ<', 'dem', 'o', '>']`` because it was
 a byte-level BPE splits differently after a space (``Ġ<``) than at the start, so each token is
 encoded alone, after a space, after a word and where it first occurs in the data. A token also has
 to survive normalisation (BERT uncased turns ``<END>`` into ``<end>``) and come back from decode.
+A word-level vocabulary (EHR code tokenizers) has no pieces: there a token is right when it is in the
+vocabulary and encodes to one id, and wrong when it is the unknown id (never "split").
 """
 
 from __future__ import annotations
@@ -31,8 +33,11 @@ def find_structural_tokens(texts: Sequence[str], min_share: float = 0.02, limit:
     return [t for t, c in sorted(counts.items(), key=lambda kv: -kv[1]) if c >= floor]
 
 
-def _contexts(token: str, texts: Sequence[str]) -> dict[str, tuple[str, int]]:
-    contexts = {"alone": (token, 0), "after a space": (f"M {token}", 2), "after a word": (f"M{token}", 1)}
+def _contexts(token: str, texts: Sequence[str], word_level: bool = False) -> dict[str, tuple[str, int]]:
+    """Where the token is encoded; a word-level vocabulary splits on whitespace only, so no "after a word"."""
+    contexts = {"alone": (token, 0), "after a space": (f"M {token}", 2)}
+    if not word_level:
+        contexts["after a word"] = (f"M{token}", 1)
     for text in texts[:2000]:
         at = text.find(token)
         if at >= 0:
@@ -44,7 +49,7 @@ def _contexts(token: str, texts: Sequence[str]) -> dict[str, tuple[str, int]]:
 
 def check_token(tok: TokenizerHandle, token: str, texts: Sequence[str] = ()) -> dict[str, Any]:
     """Pieces of ``token`` in each context, plus normalisation, round-trip and added-token settings."""
-    contexts = _contexts(token, texts)
+    contexts = _contexts(token, texts, tok.word_level)
     encs = tok.backend.encode_batch([c[0] for c in contexts.values()], add_special_tokens=False)
     own_id = tok.token_id(token)
     pieces: dict[str, list[str]] = {}
@@ -55,14 +60,15 @@ def check_token(tok: TokenizerHandle, token: str, texts: Sequence[str] = ()) -> 
         idx = span_pieces(enc, at, at + len(token))
         shown = []
         for i in idx:
-            if tok.unk_id is not None and enc.ids[i] == tok.unk_id:
+            if tok.unk_id is not None and enc.ids[i] == tok.unk_id and own_id != tok.unk_id:  # [UNK] itself is fine
                 a, b = enc.offsets[i]
                 unknown.append(text[a:b])
                 shown.append(str(tok.unk_token))
             else:
                 shown.append(enc.tokens[i])
         pieces[name] = shown
-        single = len(idx) == 1 and enc.ids[idx[0]] != tok.unk_id and enc.offsets[idx[0]] == (at, at + len(token))
+        whole = len(idx) == 1 and enc.offsets[idx[0]] == (at, at + len(token))
+        single = whole and (enc.ids[idx[0]] == own_id if own_id is not None else enc.ids[idx[0]] != tok.unk_id)
         if not single:
             split_in.append(name)
             worst = max(worst, len(idx))
@@ -118,7 +124,14 @@ def probe_structural(tok: TokenizerHandle, tokens: Sequence[str], texts: Sequenc
             evidence["maps_to_unknown"] = info["unknown"]
         if info["normalised_to"]:
             evidence["normalised_to"] = info["normalised_to"]
-        if info["split_in"]:
+        if info["split_in"] and tok.word_level:
+            findings.append(Finding(
+                PROBE, Severity.FAIL, f"{token!r} is not in the vocabulary: it encodes to {tok.unk_token or 'no id'}",
+                evidence=evidence, examples=[f"{token!r} {k} → {v}" for k, v in info["pieces"].items()],
+                recipes=["register-structural-tokens"],
+                rule="a structural token must be in a word-level vocabulary and encode to one id", subject=tok.name,
+            ))
+        elif info["split_in"]:
             where = ", ".join(info["split_in"])
             alone = info["pieces"].get("after a space") or info["pieces"]["alone"]
             unk = f"; {', '.join(map(repr, info['unknown']))} is {tok.unk_token}" if info["unknown"] else ""
@@ -141,7 +154,13 @@ def probe_structural(tok: TokenizerHandle, tokens: Sequence[str], texts: Sequenc
         else:
             note = "; dropped by decode(skip_special_tokens=True)" if info["dropped_by_skip_special_tokens"] else ""
             good[token] = _settings(info) + note
-    if good:
+    if good and tok.word_level:
+        findings.append(Finding(
+            PROBE, Severity.OK, f"{len(good)} of {len(tokens)} structural tokens are in the vocabulary and encode to one id",
+            evidence={"tokens": good, "source": source, "family": tok.family},
+            rule="a structural token must be in a word-level vocabulary and encode to one id", subject=tok.name,
+        ))
+    elif good:
         findings.append(Finding(
             PROBE, Severity.OK,
             f"{len(good)} of {len(tokens)} structural tokens encode to one id alone, after a space and after a word",

@@ -54,19 +54,18 @@ class Story:
 
 
 def _load(name_or_path: str | Path, overrides: list[str]) -> dict[str, Any]:
-    from recipes.train import load_config
+    from recipes.train import load_recipe_config
 
     path = Path(name_or_path)
     if not path.is_file():
         path = CONFIGS / f"{name_or_path}.yaml"
-    return load_config(str(path), overrides)
+    return load_recipe_config(str(path), overrides)
 
 
 def _best_checkpoint(run_dir: Path) -> Path:
-    from recipes.fixes.diagnosis import run_checkpoint, run_config
+    from ehrdebug.loading import final_checkpoint
 
-    found = run_config(run_dir)
-    ckpt = run_checkpoint(run_dir, found[1] if found else {})
+    ckpt = final_checkpoint(run_dir)
     if ckpt is None:
         raise RuntimeError(f"{run_dir} has no checkpoint")
     return ckpt
@@ -76,12 +75,11 @@ def measure(run_dir: Path, n: int | None = HELD_OUT) -> tuple[dict[str, Any], li
     """Held-out figures of a run's final weights, measured with the run's own task evaluation."""
     import torch
 
-    from probes.doctor import load_model
-    from recipes.fixes.diagnosis import run_config
+    from ehrdebug.loading import load_model
     from recipes.train import data as D
     from recipes.train.loop import task_module
 
-    config, info = run_config(run_dir)  # type: ignore[misc]
+    config = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))["config"]
     ckpt = _best_checkpoint(run_dir)
     model, tokenizer = load_model(ckpt, ckpt)
     task = task_module(config)
@@ -133,9 +131,9 @@ def run_story(broken: dict[str, Any], out: Path, extra_fixes: list[str], fixed_o
     t1 = time.time()
     fixed_dir = Path(run_training(fixed, out_dir=out / "fixed"))
     log(f"      done in {time.time() - t1:.0f}s; running the doctor again ...")
-    from recipes.fixes.diagnosis import diagnose_run
+    from probes.doctor import diagnose
 
-    after_report = diagnose_run(fixed_dir)
+    after_report = diagnose(fixed_dir)
     log("[4/5] measuring both runs on held-out prompts ...")
     before, before_samples = measure(broken_dir, held_out)
     after, after_samples = measure(fixed_dir, held_out)

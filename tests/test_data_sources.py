@@ -107,3 +107,25 @@ def test_bad_meds_input(tmp_path: Path, rows: list[dict], message: str) -> None:
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "x.parquet")
     with pytest.raises(UserError, match=message):
         load_meds(str(tmp_path / "x.parquet"))
+
+
+@pytest.mark.parametrize("layout", ["demo", "lower-gz"])
+def test_mimic3_demo_spelling(tmp_path: Path, layout: str) -> None:
+    """The real MIMIC-III demo (100 patients) ships upper-case file names with lower-case headers; some
+    copies are lower-case and gzipped. Both must read exactly like the fixture."""
+    import gzip
+
+    for src in sorted((FIXTURES / "mimic3_small").iterdir()):
+        raw = gzip.decompress(src.read_bytes()) if src.name.endswith(".gz") else src.read_bytes()
+        header, _, body = raw.decode().partition("\n")
+        data = (header.lower() + "\n" + body).encode()
+        table = src.name.split(".")[0]
+        if layout == "demo":
+            (tmp_path / f"{table}.csv").write_bytes(data)
+        else:
+            (tmp_path / f"{table.lower()}.csv.gz").write_bytes(gzip.compress(data, mtime=0))
+    expected, expected_stats = load_mimic3(str(FIXTURES / "mimic3_small"))
+    patients, stats = load_mimic3(str(tmp_path))
+    assert patients == expected and stats == expected_stats
+    out = tmp_path / "codes"
+    assert build_task("codes", "mimic3", str(tmp_path), str(out))["patients_read"] == 5

@@ -142,3 +142,63 @@ def test_run_data_probes_for_a_run_directory(tmp_path):
     cov = [f for f in findings if f.probe == "data.coverage"]
     assert cov[0].evidence["gradient_accumulation_steps"] == 4
     assert run_data_probes_for_run(str(tmp_path / "data")) == []  # no run.json: nothing to say
+
+
+def _seq2seq(split: str) -> list[dict]:
+    path = SAMPLE / "seq2seq" / f"{split}.jsonl"
+    if not path.is_file():
+        pytest.skip(f"sample data {path} not built")
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def test_shipped_seq2seq_repeated_prompts_are_info_not_a_leak():
+    """The bart run's config names the prompt column; demographics prompts recur, prompt+target do not."""
+    from ehrdebug.config import EhrDebugConfig
+
+    splits = {s: _seq2seq(s) for s in ("train", "validation", "test")}
+    cfg = EhrDebugConfig(text_field="prompt", target_field="target", patient_field="patient_id")
+    findings = run_data_probes(splits["train"], splits["validation"], splits["test"], config=cfg)
+    split = [f for f in findings if f.probe == "data.split"]
+    assert all(f.severity in (Severity.OK, Severity.INFO) for f in split), [f.title for f in split]
+    summary = [f for f in split if "splits" in f.evidence]
+    assert summary[0].evidence["compared_on"] == "prompt + target"
+    prompts = [f for f in split if "prompts (prompt) also occur in train" in f.title]
+    train_prompts = {r["prompt"] for r in splits["train"]}
+    truth = sum(r["prompt"] in train_prompts for r in splits["validation"])
+    assert truth > 0.5 * len(splits["validation"])  # the old false alarm: most validation prompts recur
+    val = [f for f in prompts if f.evidence["pair"] == "train/validation"]
+    assert val and val[0].severity == Severity.INFO and val[0].evidence["repeated_prompts"] == truth
+    # the prompt alone, named without its target and with no target column to guess, is still compared alone
+    only_prompt = [{"patient_id": r["patient_id"], "prompt": r["prompt"]} for r in splits["validation"]]
+    alone = probe_split({"train": [{"patient_id": r["patient_id"], "prompt": r["prompt"]} for r in splits["train"]],
+                         "validation": only_prompt}, text_field="prompt")
+    assert any(f.severity == Severity.WARN and f.recipes == ["deduplicate-splits"] for f in alone)
+
+
+def test_seq2seq_real_leaks_still_warn_and_fail():
+    """Same prompt AND target copied into validation under new ids warns; the same patient fails."""
+    train, val = _seq2seq("train"), _seq2seq("validation")
+    copies = [dict(r, patient_id=900_000 + i) for i, r in enumerate(train[:40])]
+    findings = probe_split({"train": train, "validation": val + copies}, text_field="prompt", target_field="target")
+    dup = [f for f in findings if "examples also appear in train" in f.title]
+    assert dup and dup[0].severity == Severity.WARN and dup[0].recipes == ["deduplicate-splits"]
+    natural = sum((r["prompt"], r["target"]) in {(t["prompt"], t["target"]) for t in train} for r in val)
+    assert dup[0].evidence["duplicated_examples"] == 40 + natural
+    assert not any(f.severity == Severity.FAIL for f in findings)
+    same_patient = [dict(val[0], patient_id=train[0]["patient_id"])]
+    leak = probe_split({"train": train, "validation": val[1:] + same_patient}, text_field="prompt")
+    fail = [f for f in leak if f.severity == Severity.FAIL]
+    assert fail and fail[0].recipes == ["split-by-patient"] and fail[0].evidence["shared_patients"] == 1
+    with pytest.raises(Exception, match="target field 'nope'"):
+        probe_split({"train": train, "validation": val}, text_field="prompt", target_field="nope")
+
+
+def test_check_data_cli_seq2seq_with_prompt_field(capsys):
+    folder = SAMPLE / "seq2seq"
+    if not (folder / "train.jsonl").is_file():
+        pytest.skip("sample data not built")
+    code = main(["check", "data", "--train", str(folder / "train.jsonl"), "--validation", str(folder / "validation.jsonl"),
+                 "--text-field", "prompt", "--format", "json", "--fail-on", "warn"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0, [f["title"] for f in report["findings"] if f["severity"] in ("warn", "fail")]
+    assert any("prompts (prompt) also occur" in f["title"] for f in report["findings"])

@@ -115,27 +115,20 @@ def test_skipped_suites_are_listed(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "--data" in coverage["evidence"]["skipped"]["data"]
 
 
-def test_a_missing_suite_and_a_crashing_suite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_crashing_suite_is_reported_and_the_others_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import probes.data_suite as data_suite
     import probes.doctor as doctor
 
-    real = doctor._suite
+    def boom(*_a, **_k):
+        raise RuntimeError("kaput")
 
-    def fake(module: str, attr: str):
-        if module == "probes.tokenizer_suite":
-            return None
-        if module == "probes.data_suite" and attr == "run_data_probes":
-            def boom(*_a, **_k):
-                raise RuntimeError("kaput")
-            return boom
-        return real(module, attr)
-
-    monkeypatch.setattr(doctor, "_suite", fake)
+    monkeypatch.setattr(data_suite, "run_data_probes", boom)
     data = tmp_path / "d.jsonl"
     data.write_text('{"text": "56 ASIAN M <demo> <v> 486 <\\\\v> <END>"}\n')
     report = doctor.diagnose(hf_dir(tmp_path, "healthy"), data=str(data))
     crashed = [f for f in report.findings if f.probe == "doctor.data"]
     assert crashed and crashed[0].severity == Severity.WARN and "kaput" in crashed[0].evidence["error"]
-    assert report.meta["suites"]["tokenizer"]["reason"] == "probes.tokenizer_suite is not available"
+    assert report.meta["suites"]["data"]["ran"] is False and "kaput" in report.meta["suites"]["data"]["reason"]
     assert report.meta["suites"]["curves"]["ran"]
 
 

@@ -43,9 +43,9 @@ def test_recipe_on_config_writes_a_new_config(tmp_path, capsys):
     data = yaml.safe_load(fixed.read_text())
     assert data["generation"]["temperature"] == 1.0 and data["early_stopping"]["patience"] == 2
     assert cfg.read_bytes() == before
-    from recipes.train import load_config
+    from recipes.train import load_recipe_config
 
-    assert load_config(str(fixed))["early_stopping"]["patience"] == 2  # trainable as is
+    assert load_recipe_config(str(fixed))["early_stopping"]["patience"] == 2  # trainable as is
     assert main(["fix", str(cfg), "-r", "lower-temperature"]) == 0  # a second run picks a new directory
     assert (tmp_path / "broken-fixed-2" / "config.yaml").is_file()
 

@@ -206,9 +206,9 @@ def test_config_fixes_write_a_new_config(data_config, tmp_path, monkeypatch):
     assert [f["id"] for f in recorded["fixes"]] == ids
     text = res.config_path.read_text()
     assert all(i in text for i in ids)  # a ``fixes`` list or, where the schema has none, comments
-    from recipes.train import load_config
+    from recipes.train import load_recipe_config
 
-    trained = load_config(str(res.config_path))  # the fixed config is a valid training config
+    trained = load_recipe_config(str(res.config_path))  # the fixed config is a valid training config
     assert trained["label_pad"] == -100 and trained["generation"]["block_pretrained_eos"] is True
 
 
@@ -280,14 +280,14 @@ def test_lower_learning_rate_divides_the_rate_warms_up_and_clips(data_config, tm
 def test_constrain_to_labels_edits_t5_configs_and_skips_others(data_config, tmp_path, monkeypatch):
     from recipes.fixes import apply_fixes
     from recipes.fixes.base import load_yaml
-    from recipes.train import load_config
+    from recipes.train import load_recipe_config
 
     monkeypatch.chdir(tmp_path)
     t5 = tmp_path / "t5.yaml"
     t5.write_text(yaml.safe_dump({"recipe": "t5_diagnosis", "constrain_to_labels": False}))
     res = apply_fixes(t5, ["constrain-to-labels"], tmp_path / "t5-fixed")
     assert load_yaml(res.config_path)["constrain_to_labels"] is True
-    assert load_config(str(res.config_path))["constrain_to_labels"] is True
+    assert load_recipe_config(str(res.config_path))["constrain_to_labels"] is True
     with pytest.raises(UserError, match="t5_diagnosis"):
         apply_fixes(data_config, ["constrain-to-labels"], tmp_path / "bart-fixed")
     assert not (tmp_path / "bart-fixed").exists()

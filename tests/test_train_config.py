@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ehrdebug.errors import UserError
-from recipes.train.config import load_config
+from recipes.train.config import load_recipe_config
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "recipes" / "configs").glob("*.yaml"))
 SMALL = Path(__file__).resolve().parents[1] / "recipes" / "configs" / "bart_ehrgen_small.yaml"
@@ -15,10 +15,20 @@ SMALL = Path(__file__).resolve().parents[1] / "recipes" / "configs" / "bart_ehrg
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
 def test_every_shipped_config_loads(path: Path) -> None:
-    config = load_config(path)
-    assert config["recipe"] in ("bart_ehrgen", "t5_diagnosis")
+    from recipes.train.task import task_names
+
+    config = load_recipe_config(path)
+    assert config["recipe"] in task_names()
     assert config["size"] in ("small", "medium", "large")
-    assert path.stem.split("_")[2] == config["size"]
+    assert config["size"] in path.stem.split("_")[2:]
+
+
+def test_issue_11_behrt_configs_are_shipped() -> None:
+    names = {p.stem for p in CONFIGS}
+    assert {"behrt_mlm_small", "behrt_mlm_medium", "behrt_mlm_large", "behrt_nextvisit_small", "behrt_mortality_small",
+            "behrt_mortality_lora_small"} <= names  # fmt: skip
+    lora = load_recipe_config(SMALL.with_name("behrt_mortality_lora_small.yaml"))
+    assert lora["use_lora"] is True and lora["recipe"] == "behrt_classify" and lora["init_from"]
 
 
 def test_shipped_tiers_cover_both_recipes() -> None:
@@ -29,12 +39,12 @@ def test_shipped_tiers_cover_both_recipes() -> None:
 
 
 def test_small_tiers_use_the_shipped_bases() -> None:
-    assert load_config(SMALL)["base"] == "sample_data/bases/bart"
-    assert load_config(SMALL.with_name("t5_diagnosis_small.yaml"))["base"] == "sample_data/bases/t5"
+    assert load_recipe_config(SMALL)["base"] == "sample_data/bases/bart"
+    assert load_recipe_config(SMALL.with_name("t5_diagnosis_small.yaml"))["base"] == "sample_data/bases/t5"
 
 
 def test_overrides_parse_numbers_booleans_lists_and_nested_keys() -> None:
-    config = load_config(SMALL, ["lr=1e-4", "epochs=3", "out=runs/x", "generation.temperature=1.3",
+    config = load_recipe_config(SMALL, ["lr=1e-4", "epochs=3", "out=runs/x", "generation.temperature=1.3",
                                  "early_stopping.patience=null", "special_tokens=[<v>, <END>]", "resume=true"])  # fmt: skip
     assert config["lr"] == pytest.approx(1e-4) and isinstance(config["lr"], float)
     assert config["epochs"] == 3 and config["out"] == "runs/x"
@@ -47,7 +57,7 @@ def test_overrides_parse_numbers_booleans_lists_and_nested_keys() -> None:
 
 
 def test_structural_tokens_keep_their_backslash() -> None:
-    assert "<\\v>" in load_config(SMALL)["special_tokens"]
+    assert "<\\v>" in load_recipe_config(SMALL)["special_tokens"]
 
 
 @pytest.mark.parametrize(
@@ -56,7 +66,7 @@ def test_structural_tokens_keep_their_backslash() -> None:
 )
 def test_unknown_override_names_the_closest_key(override: str, hint: str) -> None:
     with pytest.raises(UserError) as err:
-        load_config(SMALL, [override])
+        load_recipe_config(SMALL, [override])
     message = str(err.value)
     assert "unknown config key" in message and hint in message and "\n" not in message
 
@@ -65,7 +75,7 @@ def test_unknown_key_in_the_yaml_file_is_a_user_error(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text("recipe: bart_ehrgen\nwarmup: 10\n")
     with pytest.raises(UserError, match="warmup_steps"):
-        load_config(path)
+        load_recipe_config(path)
 
 
 @pytest.mark.parametrize(
@@ -77,15 +87,15 @@ def test_bad_files_are_one_line_user_errors(tmp_path: Path, text: str, match: st
     path = tmp_path / "c.yaml"
     path.write_text(text)
     with pytest.raises(UserError, match=match) as err:
-        load_config(path)
+        load_recipe_config(path)
     assert "\n" not in str(err.value)
 
 
 def test_missing_config_and_malformed_override(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="not found"):
-        load_config(tmp_path / "nope.yaml")
+        load_recipe_config(tmp_path / "nope.yaml")
     with pytest.raises(UserError, match="key=value"):
-        load_config(SMALL, ["lr"])
+        load_recipe_config(SMALL, ["lr"])
 
 
 def test_cli_maps_user_errors_to_exit_2(capsys: pytest.CaptureFixture[str]) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from ehrdebug.errors import UserError
-from recipes.train.config import load_config
+from recipes.train.config import load_recipe_config
 
 REPO = Path(__file__).resolve().parents[1]
 CODES = ["250.00", "401.9", "428.0", "414.01", "V3001", "486", "427.31", "272.4"]
@@ -50,7 +50,7 @@ def test_bart_run_writes_the_run_directory_and_resumes(tmp_path: Path) -> None:
 
     data = write_standin(tmp_path / "data")
     run = tmp_path / "run"
-    config = load_config(REPO / "recipes/configs/bart_ehrgen_small.yaml", [*TINY, f"data.root={data}", f"out={run}"])
+    config = load_recipe_config(REPO / "recipes/configs/bart_ehrgen_small.yaml", [*TINY, f"data.root={data}", f"out={run}"])
     assert run_training(config) == run
     events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
     kinds = {e["kind"] for e in events}
@@ -75,7 +75,7 @@ def test_bart_run_writes_the_run_directory_and_resumes(tmp_path: Path) -> None:
     # the same directory without resume=true is refused; with it, training continues at step 5
     with pytest.raises(UserError, match="resume"):
         run_training(config)
-    resumed = load_config(REPO / "recipes/configs/bart_ehrgen_small.yaml",
+    resumed = load_recipe_config(REPO / "recipes/configs/bart_ehrgen_small.yaml",
                           [*TINY, f"data.root={data}", f"out={run}", "resume=true", "max_steps=6"])  # fmt: skip
     run_training(resumed)
     train_steps = [json.loads(x)["step"] for x in (run / "events.jsonl").read_text().splitlines() if '"kind":"train"' in x]
@@ -88,7 +88,7 @@ def test_early_stopping_stops_and_keeps_the_best_checkpoint(tmp_path: Path) -> N
 
     data = write_standin(tmp_path / "data", n_train=16)
     # an absurd learning rate makes eval loss rise after the first evaluation
-    config = load_config(REPO / "recipes/configs/bart_ehrgen_small.yaml",
+    config = load_recipe_config(REPO / "recipes/configs/bart_ehrgen_small.yaml",
                          [*TINY, "max_steps=40", "eval_every=1", "lr=0.5", "warmup_steps=0", "early_stopping.patience=2",
                           "keep_checkpoints=1", "final_test=false", f"data.root={data}", f"out={tmp_path / 'run'}"])  # fmt: skip
     run = run_training(config)
@@ -105,7 +105,7 @@ def test_early_stopping_waits_for_min_epochs(tmp_path: Path) -> None:
     from recipes.train.loop import run_training
 
     data = write_standin(tmp_path / "data", n_train=16)
-    config = load_config(REPO / "recipes/configs/bart_ehrgen_small.yaml",
+    config = load_recipe_config(REPO / "recipes/configs/bart_ehrgen_small.yaml",
                          [*TINY, "max_steps=40", "eval_every=1", "lr=0.5", "warmup_steps=0", "early_stopping.patience=2",
                           "early_stopping.min_epochs=3", "batch_size=4", "keep_checkpoints=1", "final_test=false",
                           f"data.root={data}", f"out={tmp_path / 'run'}"])  # fmt: skip
@@ -126,7 +126,7 @@ def test_t5_run_on_the_standin_logs_passed_in_probes(tmp_path: Path) -> None:
         return [Finding("test.probe", Severity.WARN, f"looked at step {step}", evidence={"vocab": len(tokenizer)})]
 
     data = write_standin(tmp_path / "data")
-    config = load_config(REPO / "recipes/configs/t5_diagnosis_small.yaml", [*TINY, f"data.root={data}", f"out={tmp_path / 'run'}"])
+    config = load_recipe_config(REPO / "recipes/configs/t5_diagnosis_small.yaml", [*TINY, f"data.root={data}", f"out={tmp_path / 'run'}"])
     run = run_training(config, probes=probe)
     assert seen == [2, 4]
     events = [json.loads(x) for x in (run / "events.jsonl").read_text().splitlines()]

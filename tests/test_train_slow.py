@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from recipes.train.config import load_config
+from recipes.train.config import load_recipe_config
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -25,7 +25,7 @@ def _summary(run: Path) -> dict:
 def test_fixed_bart_small_meets_the_seed_000_success_criteria(tmp_path: Path) -> None:
     from recipes.train.loop import run_training
 
-    config = load_config(REPO / "recipes/configs/bart_ehrgen_small.yaml", [f"out={tmp_path / 'fixed'}"])
+    config = load_recipe_config(REPO / "recipes/configs/bart_ehrgen_small.yaml", [f"out={tmp_path / 'fixed'}"])
     summary = _summary(run_training(config))
     test = summary["test"]
     assert summary["tokens"]["demo_pieces"][-1] == "<demo>"
@@ -39,7 +39,7 @@ def test_broken_bart_small_shows_the_seed_000_failures(tmp_path: Path) -> None:
     from recipes.train.loop import run_training
 
     # the broken config, shortened: the failures are there long before its 30 epochs end
-    config = load_config(REPO / "recipes/configs/bart_ehrgen_small_broken.yaml",
+    config = load_recipe_config(REPO / "recipes/configs/bart_ehrgen_small_broken.yaml",
                          [f"out={tmp_path / 'broken'}", "epochs=8", "eval_every=16"])  # fmt: skip
     summary = _summary(run_training(config))
     test = summary["test"]

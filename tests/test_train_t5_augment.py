@@ -29,16 +29,16 @@ def test_drop_phrases_keeps_the_question_and_at_least_one_finding() -> None:
 
 def test_training_pairs_add_deterministic_copies_after_the_originals() -> None:
     from recipes.train import data as D
-    from recipes.train import load_config, t5_diagnosis
+    from recipes.train import load_recipe_config, t5_diagnosis
 
-    config = load_config(None, ["recipe=t5_diagnosis", "task_prefix='dx: '", "augment.copies=3", "augment.drop_phrases=0.5"])
+    config = load_recipe_config(None, ["recipe=t5_diagnosis", "task_prefix='dx: '", "augment.copies=3", "augment.drop_phrases=0.5"])
     records = D.load_records(config, "train")[:20]
     pairs = D.training_pairs(t5_diagnosis, records, config)
     assert len(pairs) == 60 and [p[0] for p in pairs[:20]] == [f"dx: {r['input']}" for r in records]
     assert [p[1] for p in pairs[20:40]] == [r["output"] for r in records]  # labels never change
     assert sum(a[0] != b[0] for a, b in zip(pairs[:20], pairs[20:40], strict=True)) >= 15
     assert pairs == D.training_pairs(t5_diagnosis, records, config)  # same seed, same copies
-    one = load_config(None, ["recipe=t5_diagnosis"])
+    one = load_recipe_config(None, ["recipe=t5_diagnosis"])
     assert len(D.training_pairs(t5_diagnosis, records, one)) == 20
 
 
@@ -56,12 +56,12 @@ def test_model_dropout_replaces_the_base_rate() -> None:
 
 @pytest.mark.parametrize(("override", "match"), [
     (["recipe=t5_diagnosis", "augment.copies=0"], "augment.copies"),
-    (["recipe=t5_diagnosis", "augment.drop_phrases=1.5"], "augment.copies"),
+    (["recipe=t5_diagnosis", "augment.drop_phrases=1.5"], "augment.drop_phrases"),
     (["recipe=bart_ehrgen", "augment.copies=2"], "t5_diagnosis only"),
     (["recipe=t5_diagnosis", "model_dropout=2"], "model_dropout"),
 ])
 def test_bad_augment_and_dropout_values_are_user_errors(override: list[str], match: str) -> None:
-    from recipes.train import load_config
+    from recipes.train import load_recipe_config
 
     with pytest.raises(UserError, match=match):
-        load_config(None, override)
+        load_recipe_config(None, override)

@@ -31,13 +31,13 @@ def test_label_trie_walks_every_label_to_eos() -> None:
 
 
 def test_constrained_generation_only_emits_training_labels() -> None:
-    from recipes.train.config import load_config
+    from recipes.train.config import load_recipe_config
     from recipes.train.t5_diagnosis import generate, normalize
 
     tok, model = _base()
     prompts = ["Symptoms: fever, cough, crackles. What is the most likely diagnosis?", "Sudden pleuritic chest pain."]
-    free = load_config(REPO / "recipes/configs/t5_diagnosis_small.yaml", ["constrain_to_labels=false"])
-    constrained = load_config(REPO / "recipes/configs/t5_diagnosis_small.yaml", ["constrain_to_labels=true"])
+    free = load_recipe_config(REPO / "recipes/configs/t5_diagnosis_small.yaml", ["constrain_to_labels=false"])
+    constrained = load_recipe_config(REPO / "recipes/configs/t5_diagnosis_small.yaml", ["constrain_to_labels=true"])
     unconstrained_out = generate(model, tok, prompts, free, "cpu")
     assert not all(o in LABELS for o in unconstrained_out)  # the untrained base writes docstring fragments
     out = generate(model, tok, prompts, constrained, "cpu", labels=LABELS)
@@ -54,8 +54,8 @@ def _train_labels(config: dict) -> list[str]:
 
 
 def test_broken_config_keeps_free_decoding() -> None:
-    from recipes.train.config import load_config
+    from recipes.train.config import load_recipe_config
 
-    broken = load_config(REPO / "recipes/configs/t5_diagnosis_small_broken.yaml")
+    broken = load_recipe_config(REPO / "recipes/configs/t5_diagnosis_small_broken.yaml")
     assert broken["constrain_to_labels"] is False
     assert broken["task_prefix"] == "" and broken["generation"]["num_beams"] == 1

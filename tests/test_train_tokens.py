@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from recipes.train.config import load_config
+from recipes.train.config import load_recipe_config
 
 REPO = Path(__file__).resolve().parents[1]
 BART = REPO / "sample_data" / "bases" / "bart"
@@ -94,11 +94,11 @@ def test_generation_kwargs_block_the_pretrained_eos_and_stop_on_end() -> None:
 
     tok, model = fresh(BART)
     add_tokens(model, tok, STRUCTURAL, [], "mean")
-    fixed = generation_kwargs(tok, model, load_config(REPO / "recipes/configs/bart_ehrgen_small.yaml"))
+    fixed = generation_kwargs(tok, model, load_recipe_config(REPO / "recipes/configs/bart_ehrgen_small.yaml"))
     assert fixed["eos_token_id"] == tok.convert_tokens_to_ids("<END>")
     assert fixed["bad_words_ids"] == [[tok.eos_token_id]] and fixed["forced_eos_token_id"] is None
     assert fixed["do_sample"] and fixed["temperature"] == pytest.approx(0.8)
-    broken = generation_kwargs(tok, model, load_config(REPO / "recipes/configs/bart_ehrgen_small_broken.yaml"))
+    broken = generation_kwargs(tok, model, load_recipe_config(REPO / "recipes/configs/bart_ehrgen_small_broken.yaml"))
     assert "bad_words_ids" not in broken and "eos_token_id" not in broken
     assert broken["temperature"] == pytest.approx(1.3)
 
@@ -111,7 +111,7 @@ def test_blocked_eos_is_never_generated() -> None:
 
     tok, model = fresh(BART)
     add_tokens(model, tok, STRUCTURAL, [], "mean")
-    config = load_config(REPO / "recipes/configs/bart_ehrgen_small.yaml", ["generation.max_new_tokens=6"])
+    config = load_recipe_config(REPO / "recipes/configs/bart_ehrgen_small.yaml", ["generation.max_new_tokens=6"])
     torch.manual_seed(0)
     outs = generate(model, tok, ["56 ASIAN M <demo>", "70 WHITE F <demo>"], config, torch.device("cpu"))
     assert all(o.startswith(p) for o, p in zip(outs, ["56 ASIAN M <demo>", "70 WHITE F <demo>"], strict=True))
@@ -121,7 +121,7 @@ def _t5_features(overrides: list[str]):
     from recipes.train import data as D
     from recipes.train.t5_diagnosis import pairs
 
-    config = load_config(REPO / "recipes/configs/t5_diagnosis_small.yaml", overrides)
+    config = load_recipe_config(REPO / "recipes/configs/t5_diagnosis_small.yaml", overrides)
     tok, model = fresh(T5)
     records = [{"input": "Symptoms: fever, cough.", "output": "Pneumonia", "specialty": "Pulmonology"},
                {"input": "Symptoms: polyuria.", "output": "Diabetes mellitus", "specialty": "Endocrinology"}]  # fmt: skip

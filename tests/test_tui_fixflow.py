@@ -26,9 +26,9 @@ SMALL = [
 def _before_run(root: Path) -> Path:
     """A run whose run.json holds the broken seed-000 config and whose findings name two fixes."""
     from ehrdebug.runstore import RunLogger
-    from recipes.train import load_config
+    from recipes.train import load_recipe_config
 
-    config = load_config(
+    config = load_recipe_config(
         str(REPO / "recipes/configs/bart_ehrgen_small_broken.yaml"), [*SMALL, f"out={root / 'before'}"]
     )
     config["base"] = str(REPO / "sample_data/bases/bart")

@@ -69,6 +69,7 @@ def check_output(output: str | None, inputs: tuple[str | None, ...] = ()) -> Non
     if os.path.isdir(output):
         raise UserError(f"--output {output} is a directory; name a file to write the report to")
     if not os.path.exists(output):
+        check_writable(output)
         return
     target = os.path.realpath(output)
     for given in inputs:
@@ -78,6 +79,31 @@ def check_output(output: str | None, inputs: tuple[str | None, ...] = ()) -> Non
         inside = os.path.isdir(source) and os.path.commonpath([target, source]) == source
         if target == source or (inside and _is_run_or_data_file(target)):
             raise UserError(f"--output {output} would overwrite the input {given}; write the report elsewhere")
+    check_writable(output)
+
+
+def check_writable(output: str) -> None:
+    """A UserError now, before anything is probed or saved, when ``output`` cannot be written (a folder in
+    its path is a file, a read-only place): a command must not first change other files and then fail.
+
+    The file is opened for appending, which changes nothing in an existing one; a new one is removed again.
+    """
+    path = os.path.abspath(output)
+    parent = os.path.dirname(path)
+    existed = os.path.exists(path)
+    try:
+        os.makedirs(parent, exist_ok=True)
+        with open(path, "a", encoding="utf-8"):
+            pass
+    except (FileExistsError, NotADirectoryError):
+        raise UserError(f"cannot write --output {output}: a folder in its path is a file") from None
+    except OSError as exc:
+        raise UserError(f"cannot write --output {output}: {exc.strerror or exc}") from None
+    if not existed:
+        try:
+            os.remove(path)
+        except OSError:
+            pass
 
 
 # files inside a diagnosed folder that a report must never replace (a report of the last run may be)

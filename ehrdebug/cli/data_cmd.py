@@ -51,11 +51,13 @@ def build(
     patients: int = typer.Option(2000, "--patients", help="Synthetic source without PATH: patients to generate."),
     seed: int = typer.Option(0, "--seed", help="Synthetic generation and note rendering seed."),
     force: bool = typer.Option(False, "--force", help="Overwrite split files already in --out."),
+    labels: str | None = typer.Option(None, "--labels", help="codes task, --source meds: MEDS task labels (a parquet"
+                                      " file or folder, or a NAME under PATH/task_labels/); one record per label row."),
 ) -> None:
     """Build one task's splits (by patient, deterministic 70/15/15) and print a JSON summary."""
     from ehrdebug.data.build import build_task
 
     if os.path.isfile(out):
         raise UserError(f"--out must be a folder, but {out} is a file")
-    summary = build_task(task, source, path, out, code_style, max_visits, max_codes, force, patients, seed)
+    summary = build_task(task, source, path, out, code_style, max_visits, max_codes, force, patients, seed, labels)
     typer.echo(json.dumps(summary, indent=1))

@@ -7,15 +7,9 @@ a usage error.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
-
 import typer
 
 from ehrdebug.cli.common import FAIL_ON_HELP, FORMAT_HELP
-
-if TYPE_CHECKING:
-    from ehrdebug.findings import Report
 
 SINGLE_COMMAND = True
 app = typer.Typer()
@@ -29,15 +23,17 @@ def doctor(
     fmt: str = typer.Option("text", "--format", "-f", help=FORMAT_HELP),
     fail_on: str = typer.Option("fail", "--fail-on", help=FAIL_ON_HELP),
     output: str | None = typer.Option(None, "--output", "-o", help="Write the rendered report to this file."),
+    allow_pickle: bool = typer.Option(False, "--allow-pickle",
+                                      help="Load pickle-only weights (pytorch_model.bin); they can run code: trusted files only."),
 ) -> int:
     """Diagnose a run or checkpoint: curves, metrics, data, tokenizer and model probes, ranked."""
     from ehrdebug.cli.common import check_report_options, emit_report
-    from probes.doctor import resolve_target
+    from probes.doctor import diagnose, resolve_target
     from probes.doctor_reports import save_report
 
     check_report_options(fmt, fail_on, output, (path, data, config))  # fail before minutes of probing
     resolve_target(path)  # a path that is no run/checkpoint, or whose run.json is broken: one line, exit 2
-    report = _diagnose()(path, data=data, config=config)
+    report = diagnose(path, data=data, config=config, allow_pickle=allow_pickle)
     try:
         folder = save_report(report, path)
         typer.echo(f"ehrdebug: report saved to {folder}", err=True)
@@ -45,17 +41,3 @@ def doctor(
         typer.echo(f"ehrdebug: note: report not saved ({exc})", err=True)
     code = emit_report(report, fmt, fail_on, output, inputs=(path, data, config))
     raise typer.Exit(code)
-
-
-def _diagnose() -> Callable[..., Report]:
-    """The run-aware doctor of ``recipes.fixes.diagnosis`` (a recipe run's model probes use its own decoding
-    settings, as ``ehrdebug fix`` and the demo judge it), else the plain ``probes.doctor.diagnose``."""
-    try:
-        from recipes.fixes.diagnosis import diagnose_run
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("recipes.fixes.diagnosis", "recipes.fixes", "recipes"):
-            raise
-        from probes.doctor import diagnose
-
-        return diagnose
-    return diagnose_run

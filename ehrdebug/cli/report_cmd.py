@@ -27,9 +27,15 @@ def report(
     output: str | None = typer.Option(None, "--output", "-o", help="Write the rendered report to this file."),
 ) -> int:
     """Re-render a saved report (text, json, junit, github, markdown) without re-running any probe."""
-    from ehrdebug.cli.common import emit_report
+    import os
 
-    code = emit_report(load_report(path), fmt, fail_on, output, inputs=(path,))
+    from ehrdebug.cli.common import check_report_options, emit_report
+    from probes.doctor_reports import find_saved_report
+
+    found = find_saved_report(path) if os.path.exists(path) else None
+    inputs = (path, str(found) if found is not None else None)  # the report read is never the one written
+    check_report_options(fmt, fail_on, output, inputs)
+    code = emit_report(load_report(path), fmt, fail_on, output, inputs=inputs)
     raise typer.Exit(code)
 
 

@@ -1,8 +1,10 @@
 """``ehrdebug train CONFIG [key=value ...]``: train a recipe (recipes/configs/*.yaml) into a run directory.
 
-Overrides use dotted keys for nested ones (``generation.temperature=1.3``); an unknown key is a
-one-line error naming the closest key. The run directory (``out=``) is written throughout, so
-``ehrdebug doctor``/``ehrdebug tui`` can attach while it trains; ``resume=true`` continues it.
+Overrides use dotted keys for nested ones (``generation.temperature=1.3``); the config is validated
+against the recipe's declared schema before anything runs (a bad value or an unknown key is one line,
+exit 2). The run directory (``out=``) is written throughout, so ``ehrdebug doctor``/``ehrdebug tui`` can
+attach while it trains; ``resume=true`` continues it. SIGTERM/SIGINT checkpoint at the next step and
+exit 128 + the signal number. Several processes: ``accelerate launch -m ehrdebug train ...`` or torchrun.
 """
 
 from __future__ import annotations
@@ -18,11 +20,18 @@ def train(
     config: str = typer.Argument(..., help="Recipe config, e.g. recipes/configs/bart_ehrgen_small.yaml."),
     overrides: list[str] | None = typer.Argument(None, help="key=value overrides: lr=1e-4 epochs=3 out=runs/x"),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved config and exit without training."),
+    keys: bool = typer.Option(False, "--keys", help="List the recipe's config keys (default and meaning) and exit."),
 ) -> None:
     """Train a recipe from a YAML config; prints the run directory when done."""
-    from recipes.train.config import load_config
+    from recipes.train.config import load_recipe_config, recipe_keys
 
-    resolved = load_config(config, list(overrides or []))
+    resolved = load_recipe_config(config, list(overrides or []))
+    if keys:
+        from recipes.train.schema import key_docs
+
+        for name, default, doc in key_docs(recipe_keys(resolved["recipe"])):
+            typer.echo(f"{name:32} {default:24} {doc}")
+        return
     if dry_run:
         import yaml
 

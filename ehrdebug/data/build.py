@@ -1,7 +1,8 @@
 """Build task datasets (seq2seq, codes, diagnosis, coding) from any supported EHR source.
 
 Splits are by patient and deterministic: a patient's split comes from a hash of their id, so the
-same patient lands in the same split in every task and every rebuild, and never in two.
+same patient lands in the same split in every task and every rebuild, and never in two. A MEDS
+dataset's own ``metadata/subject_splits.parquet`` wins over the hash (``meds_build``).
 """
 
 from __future__ import annotations
@@ -122,10 +123,25 @@ def write_splits(records: list[dict[str, Any]], out: str, force: bool = False, k
     return counts
 
 
+def _build_meds_codes(path: str | None, out: str, force: bool, labels: str | None) -> dict[str, Any]:
+    from ehrdebug.data.meds_build import build_meds_codes
+
+    if not path:
+        raise UserError("--source meds needs a PATH to the data")
+    records, figures = build_meds_codes(path, labels)
+    if not records:
+        raise UserError(f"no codes examples could be built from {path} (no subject has two visits)")
+    return {"task": "codes", **figures, "splits": write_splits(records, out, force)}
+
+
 def build_task(task: str, source: str = "synthetic", path: str | None = None, out: str = ".",
                style: str = "seed", max_visits: int = 4, max_codes: int = 6, force: bool = False,
-               n_patients: int = 2000, seed: int = 0) -> dict[str, Any]:
-    """Write ``out/{train,validation,test}.jsonl`` for a task; return counts and figures for the summary."""
+               n_patients: int = 2000, seed: int = 0, labels: str | None = None) -> dict[str, Any]:
+    """Write ``out/{train,validation,test}.jsonl`` for a task; return counts and figures for the summary.
+
+    ``labels`` (MEDS only, ``codes`` task): a label parquet file or folder, or a task name under
+    ``PATH/task_labels/``; one record per label row instead of one per patient.
+    """
     if task not in TASKS:
         raise UserError(f"unknown task {task!r} (expected one of: {', '.join(TASKS)})")
     if style not in CODE_STYLES:
@@ -141,6 +157,10 @@ def build_task(task: str, source: str = "synthetic", path: str | None = None, ou
         records = vignette_records()
         return {"task": task, "splits": write_splits(records, out, force, key="input"),
                 "diagnoses": len({r["output"] for r in records})}
+    if labels is not None and (source != "meds" or task != "codes"):
+        raise UserError("--labels reads MEDS task labels: use it with the codes task and --source meds")
+    if task == "codes" and source == "meds":
+        return _build_meds_codes(path, out, force, labels)
     patients, stats = load_source(source, path, n_patients, seed)
     summary: dict[str, Any] = {"task": task, "patients_read": len(patients), "skipped": stats}
     if task == "seq2seq":
@@ -151,6 +171,11 @@ def build_task(task: str, source: str = "synthetic", path: str | None = None, ou
         from ehrdebug.data.coding import coding_records
 
         records = coding_records(patients, seed)
+    if source == "meds" and path:
+        from ehrdebug.data.meds_build import assign_splits
+        from ehrdebug.data.meds_io import find_layout
+
+        summary["split_source"] = assign_splits(records, find_layout(path), {})
     if not records:
         need = "two stays with diagnoses" if task == "codes" else "diagnoses and a known sex"
         raise UserError(f"no {task} examples could be built from {path or 'the synthetic data'} (no patient has {need})")

@@ -1,4 +1,7 @@
-"""Read MEDS parquet (``subject_id, time, code, numeric_value``), one file or a folder of shards.
+"""MEDS diagnoses as patients and stays, for the ICD-only tasks (seq2seq, coding).
+
+Reads a MEDS root (``data/`` only), its ``data/`` folder, a folder of shards or one file; the
+``codes`` task and MEDS label tasks read every code instead (``meds_codes``).
 
 Visits come from ``HOSPITAL_ADMISSION``/``HOSPITAL_DISCHARGE`` events when present (diagnoses are
 assigned to the stay whose span holds them), else from the calendar date of the diagnosis events.
@@ -9,11 +12,11 @@ Codes read: ``ICD9CM/250.00``, ``ICD10CM/E11.9`` and the MIMIC-IV ETL's ``DIAGNO
 
 from __future__ import annotations
 
-import os
 import re
 from collections import defaultdict
 from datetime import datetime, timedelta
 
+from ehrdebug.data.meds_io import find_layout, read_events
 from ehrdebug.data.records import (
     Code,
     PatientRecord,
@@ -23,9 +26,7 @@ from ehrdebug.data.records import (
     normalize_ethnicity,
     normalize_sex,
 )
-from ehrdebug.errors import UserError
 
-REQUIRED = ("subject_id", "time", "code")
 _DX = (
     (re.compile(r"^ICD9(?:CM)?/(.+)$", re.I), "icd9"),
     (re.compile(r"^ICD10(?:CM)?/(.+)$", re.I), "icd10"),
@@ -38,47 +39,10 @@ _DISCH = re.compile(r"^(?:HOSPITAL_)?DISCHARGE\b", re.I)
 _SLACK = timedelta(days=1)
 
 
-def _files(path: str) -> list[str]:
-    if os.path.isfile(path):
-        return [path]
-    if not os.path.isdir(path):
-        raise UserError(f"MEDS data not found: {path}")
-    found = sorted(os.path.join(d, f) for d, _, fs in os.walk(path) for f in fs if f.endswith(".parquet"))
-    if not found:
-        raise UserError(f"{path}: no .parquet files (expected MEDS shards, e.g. data/*.parquet)")
-    return found
-
-
 def _read(path: str) -> list[tuple[int, datetime | None, str]]:
-    import pyarrow.parquet as pq
-
-    events: list[tuple[int, datetime | None, str]] = []
-    for file in _files(path):
-        if os.path.getsize(file) == 0:
-            raise UserError(f"MEDS file is empty: {file}")
-        try:
-            table = pq.read_table(file)
-        except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a bad file
-            raise UserError(f"{file}: not a readable Parquet file ({type(exc).__name__})") from exc
-        missing = [c for c in REQUIRED if c not in table.column_names]
-        if missing:
-            raise UserError(f"{file}: missing column {', '.join(missing)} (MEDS needs subject_id, time, code)")
-        subjects = table.column("subject_id").to_pylist()
-        times = table.column("time").to_pylist()
-        codes = table.column("code").to_pylist()
-        for sid, t, code in zip(subjects, times, codes, strict=True):
-            if sid is None or code is None:
-                continue
-            if t is not None and not isinstance(t, datetime):
-                raise UserError(f"{file}: column time must be a timestamp, got {type(t).__name__}")
-            try:
-                subject = int(sid)
-            except (TypeError, ValueError) as exc:
-                raise UserError(f"{file}: subject_id must be an integer, got {str(sid)[:30]!r}") from exc
-            events.append((subject, t.replace(tzinfo=None) if t else None, str(code)))
-    if not events:
-        raise UserError(f"MEDS data has no events: {path}")
-    return events
+    """Events of a MEDS root, its ``data/`` folder, a shard folder or one file (metadata is never data)."""
+    events, _ = read_events(find_layout(path).data_files)
+    return [(sid, t, code) for sid, t, code, _ in events]
 
 
 def diagnosis_code(code: str) -> Code | None:

@@ -1,7 +1,8 @@
 """Where the shipped sample data lives and how the rest of ehrdebug reads it.
 
 ``sample_data_dir()`` is the repository's ``sample_data/ehr`` unless ``EHRDEBUG_SAMPLE_DATA`` points
-elsewhere; ``load_task("seq2seq", "train")`` returns the records of one split of one task.
+elsewhere; ``load_task("seq2seq", "train")`` returns the records of one split of one task;
+``resolve_data_path("sample_data/bases/bart")`` finds shipped data whatever the current folder.
 """
 
 from __future__ import annotations
@@ -18,12 +19,37 @@ TASKS = ("seq2seq", "codes", "diagnosis", "coding")
 SPLITS = ("train", "validation", "test")
 
 
+SHIPPED = "sample_data"
+
+
+def project_root() -> Path:
+    """The folder ehrdebug is installed from (the checkout, or an editable install's source)."""
+    return Path(__file__).resolve().parents[2]
+
+
+def resolve_data_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` as the user meant it: shipped data (``sample_data/...``) is found from where ehrdebug is installed.
+
+    A path that exists from the current folder, an absolute path, or any relative path that does not name
+    shipped data is returned unchanged (a user's own relative paths stay relative to the current folder).
+    ``sample_data/ehr/...`` follows ``$EHRDEBUG_SAMPLE_DATA`` when that is set.
+    """
+    p = Path(os.path.expanduser(os.fspath(path)))
+    if p.is_absolute() or p.exists() or not p.parts or p.parts[0] != SHIPPED:
+        return p
+    override = os.environ.get(ENV)
+    if override and p.parts[1:2] == ("ehr",):
+        return Path(override).joinpath(*p.parts[2:])
+    shipped = project_root() / p
+    return shipped if shipped.exists() else p
+
+
 def sample_data_dir() -> Path:
     """``$EHRDEBUG_SAMPLE_DATA`` or ``<repo>/sample_data/ehr`` (``mimic3/``, ``seq2seq/``, ``codes/`` ...)."""
     override = os.environ.get(ENV)
     if override:
         return Path(override)
-    return Path(__file__).resolve().parents[2] / "sample_data" / "ehr"
+    return project_root() / SHIPPED / "ehr"
 
 
 def task_path(task: str, split: str, root: str | os.PathLike[str] | None = None) -> Path:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from ehrdebug.data import synth_spec as spec
+from ehrdebug.data.synth_outcome import reassign_last_stay_death
 
 PATIENT_COLUMNS = ["ROW_ID", "SUBJECT_ID", "GENDER", "DOB", "DOD", "DOD_HOSP", "DOD_SSN", "EXPIRE_FLAG"]
 ADMISSION_COLUMNS = [
@@ -48,6 +49,7 @@ class SynthAdmission:
     px: list[str]
     ed: tuple[datetime, datetime] | None = None
     chartevents: int = 1
+    severity: float = 0.0  # the reason's severity (feeds synth_outcome; never written to a table)
 
 
 @dataclass
@@ -146,7 +148,7 @@ def _reason(rng: random.Random, clusters: list[str], age: int) -> spec.Reason:
 
 
 def _adult_stay(rng: random.Random, p: SynthPatient, chronic: list[str], age: int, k: int
-                ) -> tuple[list[str], list[str], str, str, bool]:
+                ) -> tuple[list[str], list[str], str, str, bool, float]:
     reason = _reason(rng, p.clusters, age)
     dx = _draw(rng, reason.codes, p.gender) or [reason.codes[0].split(" ")[0].split("|")[0]]
     dx += [c for c in chronic if rng.random() < 0.8]
@@ -165,7 +167,7 @@ def _adult_stay(rng: random.Random, p: SynthPatient, chronic: list[str], age: in
     adm_type = reason.admission_type
     if adm_type == "EMERGENCY" and rng.random() < 0.15:
         adm_type = "URGENT"
-    return _dedup(dx), _dedup(px), rng.choice(reason.text), adm_type, died
+    return _dedup(dx), _dedup(px), rng.choice(reason.text), adm_type, died, reason.severity
 
 
 def _newborn_stay(rng: random.Random, sex: str) -> tuple[list[str], list[str], bool, float]:
@@ -208,9 +210,9 @@ def _patient(rng: random.Random, subject_id: int, hadm_ids: list[int]) -> SynthP
         cur_age = age + int((admit - first).days / 365.25)
         if newborn and k == 0:
             dx, px, died, los = _newborn_stay(rng, gender)
-            diagnosis, adm_type = "NEWBORN", "NEWBORN"
+            diagnosis, adm_type, severity = "NEWBORN", "NEWBORN", 0.0
         else:
-            dx, px, diagnosis, adm_type, died = _adult_stay(rng, p, chronic, max(cur_age, 1), k)
+            dx, px, diagnosis, adm_type, died, severity = _adult_stay(rng, p, chronic, max(cur_age, 1), k)
             los = min(60.0, max(0.4, rng.lognormvariate(math.log(5), 0.7)))
         disch = admit + timedelta(minutes=int(los * 1440))
         death = None
@@ -224,7 +226,7 @@ def _patient(rng: random.Random, subject_id: int, hadm_ids: list[int]) -> SynthP
         dloc = "DEAD/EXPIRED" if died else ("HOME" if newborn else _weighted(rng, spec.DISCHARGE_LOCATIONS))
         p.admissions.append(SynthAdmission(hadm_ids.pop(), admit, disch, death, adm_type, location, dloc,
                                            _insurance(rng, cur_age if not newborn else 0), diagnosis, dx, px, ed,
-                                           0 if rng.random() < 0.03 else 1))
+                                           0 if rng.random() < 0.03 else 1, severity))
         if died:
             p.dod = p.dod_hosp = death.replace(hour=0, minute=0)
             p.dod_ssn = p.dod if rng.random() < 0.7 else None
@@ -247,7 +249,11 @@ def generate(n_patients: int, seed: int = 0) -> list[SynthPatient]:
     # MIMIC-III's id ranges (SUBJECT_ID < 100,000, HADM_ID 100,001-199,999), widened for large cohorts
     subject_ids = sorted(rng.sample(range(2, 2 + max(99_997, 3 * n_patients)), n_patients))
     hadm_ids = rng.sample(range(100_001, 100_001 + max(99_998, 12 * n_patients)), n_patients * 6)
-    return [_patient(rng, sid, hadm_ids) for sid in subject_ids]
+    patients = [_patient(rng, sid, hadm_ids) for sid in subject_ids]
+    outcome = random.Random(f"ehrdebug-outcome-{seed}")  # its own stream: the main draws stay as they were
+    for p in patients:
+        reassign_last_stay_death(p, outcome)
+    return patients
 
 
 def _ts(value: datetime | None) -> str:

@@ -25,15 +25,35 @@ _META = {"train_loss", "train_runtime", "train_samples_per_second", "train_steps
 def read_log(path: str | Path) -> tuple[History, list[dict[str, Any]], list[tuple[float, int]]]:
     """``(history, other events, (t, step) of the last train lines)``; a ValueError when pyarrow cannot."""
     data = Path(path).read_bytes()
-    end = data.rfind(b"\n")
-    data = data[: end + 1] if end >= 0 else b""  # a torn last line is left for the tail
+    if data and not data.endswith(b"\n"):
+        end = data.rfind(b"\n")
+        data = data[: end + 1] if end >= 0 else b""  # a torn last line is left for the tail
     history = History(meta={"source": "ehrdebug", "run": str(Path(path).parent)})
     if not data:
         return history, [], []
     table = _parse_numeric(data)
-    other = _other_events(data)
-    history, rate = _from_table(table, history)
-    return history, other, rate
+    other = _other_by_row(data, table)
+    if other is None:
+        other = _other_events(data)
+    history = _from_table(table, history)
+    return history, other, _recent_rate(data)
+
+
+def _recent_rate(data: bytes, width: int = 65536) -> list[tuple[float, int]]:
+    """``(t, step)`` of the last 50 train lines, from the log's tail (the rate and ETA need no more)."""
+    out: list[tuple[float, int]] = []
+    for line in data[-width:].split(b"\n")[1:]:
+        if not any(m in line for m in _CURVE_MARKERS[::2]) or b'"train"' not in line:
+            continue
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        t, step = event.get("t"), event.get("step")
+        if (event.get("kind") == "train" and isinstance(t, (int, float)) and isinstance(step, int)
+                and not isinstance(step, bool)):
+            out.append((float(t), step))
+    return out[-50:]
 
 
 def _sample_keys(data: bytes, windows: int = 12, width: int = 16384) -> list[str]:
@@ -64,7 +84,9 @@ def _parse_numeric(data: bytes) -> Any:
 
     fields = [pa.field("kind", pa.string())]
     fields += [
-        pa.field(k, pa.int64() if k == "step" else pa.float64()) for k in _sample_keys(data) if k != "kind"
+        pa.field(k, pa.int64() if k == "step" else pa.float64())
+        for k in _sample_keys(data)
+        if k not in ("kind", "t")  # the time of every line is not needed: _recent_rate reads the tail's
     ]
     options = pj.ParseOptions(explicit_schema=pa.schema(fields), unexpected_field_behavior="ignore")
     try:
@@ -114,6 +136,30 @@ def _other_events(data: bytes) -> list[dict[str, Any]]:
     return out
 
 
+def _other_by_row(data: bytes, table: Any) -> list[dict[str, Any]] | None:
+    """The non-train/eval events, located through pyarrow's ``kind`` column: row i is line i when the log
+    has no blank lines (then there are as many newlines as rows); None otherwise (the regex pass is used)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    curve = pc.fill_null(pc.is_in(table.column("kind"), value_set=pa.array(["train", "eval"])), False)
+    rows = np.flatnonzero(~curve.to_numpy(zero_copy_only=False))
+    ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+    if len(ends) != table.num_rows:
+        return None
+    out = []
+    for row in rows.tolist():
+        start = int(ends[row - 1]) + 1 if row else 0
+        try:
+            event = json.loads(data[start : int(ends[row])])
+        except ValueError:
+            return None  # not the line pyarrow read: let the regex pass find them
+        if isinstance(event, dict) and "kind" in event:
+            out.append(event)
+    return out
+
+
 def _column(table: Any, name: str) -> tuple[Any, Any]:
     """(values as float64 numpy, validity mask) of a numeric column; a ValueError for any other type."""
     import numpy as np
@@ -132,7 +178,7 @@ def _column(table: Any, name: str) -> tuple[Any, Any]:
     return values, valid
 
 
-def _from_table(table: Any, history: History) -> tuple[History, list[tuple[float, int]]]:
+def _from_table(table: Any, history: History) -> History:
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -148,6 +194,10 @@ def _from_table(table: Any, history: History) -> tuple[History, list[tuple[float
         else steps.astype(np.int64)
     )
     epochs, epochs_valid = _column(table, "epoch") if "epoch" in table.column_names else (None, None)
+    # series logged on the same lines (loss, lr, epoch of the train lines) share their steps and epochs:
+    # those lists are built once per set of lines and copied (a list copy is ~5x cheaper than tolist)
+    shared: dict[bytes, tuple[list[int], list[float | None], bool]] = {}
+    unsorted: set[int] = set()  # id() of series that need History's normalising (resumed runs, merged keys)
     for name in table.column_names:
         if name in _SKIP or name in _META:
             continue
@@ -164,38 +214,34 @@ def _from_table(table: Any, history: History) -> tuple[History, list[tuple[float
         else:
             series = history.metrics.setdefault(name, Series(name))
         idx = np.flatnonzero(valid)
-        series.steps.extend(steps[idx].tolist())
-        series.values.extend(values[idx].tolist())
-        if epochs is not None and epochs_valid[idx].all():
-            series.epochs.extend(epochs[idx].tolist())
-        elif epochs is not None:
-            series.epochs.extend(
-                e if ok else None
-                for e, ok in zip(epochs[idx].tolist(), epochs_valid[idx].tolist(), strict=True)
-            )
+        key = valid.tobytes()
+        if key not in shared:
+            at = steps[idx]
+            ordered = len(at) < 2 or bool(np.all(np.diff(at) > 0))  # sorted and unique: no normalising
+            if epochs is None:
+                ep: list[float | None] = [None] * len(idx)
+            elif epochs_valid[idx].all():
+                ep = epochs[idx].tolist()
+            else:
+                ep = [e if ok else None for e, ok in zip(epochs[idx].tolist(), epochs_valid[idx].tolist(), strict=True)]
+            shared[key] = (at.tolist(), ep, ordered)
+            at_list, ep_list = shared[key][0], shared[key][1]
         else:
-            series.epochs.extend([None] * len(idx))
-    rate: list[tuple[float, int]] = []
-    if "t" in table.column_names and "kind" in table.column_names:
-        kinds = table.column("kind").slice(max(0, table.num_rows - 200)).to_pylist()
-        times = table.column("t").slice(max(0, table.num_rows - 200)).to_pylist()
-        base = max(0, table.num_rows - 200)
-        rate = [
-            (float(t), int(steps[base + i]))
-            for i, (k, t) in enumerate(zip(kinds, times, strict=False))
-            if k == "train" and isinstance(t, (int, float))
-        ][-50:]
-    return _normalized(history), rate
+            at_list, ep_list = shared[key][0].copy(), shared[key][1].copy()
+        if series.steps or not shared[key][2]:
+            unsorted.add(id(series))
+        series.steps.extend(at_list)
+        series.values.extend(values[idx].tolist())
+        series.epochs.extend(ep_list)
+    return _normalized(history, unsorted)
 
 
-def _normalized(history: History) -> History:
-    """``History.normalized()`` only for series that need it (a 1M-point sorted series is left alone)."""
-    import numpy as np
+def _normalized(history: History, unsorted: set[int]) -> History:
+    """``History.normalized()`` only for series built from unsorted or repeated steps (a resumed run); a
+    1M-point series read in order is left alone."""
 
     def fix(series: Series) -> Series:
-        if len(series.steps) < 2 or bool(np.all(np.diff(np.asarray(series.steps)) > 0)):
-            return series
-        return series.normalized()
+        return series.normalized() if id(series) in unsorted else series
 
     return History(
         train=fix(history.train),

@@ -291,6 +291,9 @@ def open_run(path: str | os.PathLike[str]) -> Run:
         raise UserError(f"run directory not found: {p}")
     if not p.is_dir():
         raise UserError(f"expected a run directory but got a file: {p}")
+    for name in ("events.jsonl", "run.json"):
+        if (p / name).exists() and not (p / name).is_file():
+            raise UserError(f"{p / name} is not a file: this is not a readable ehrdebug run (see docs/run-format.md)")
     if (p / "events.jsonl").is_file() or (p / "run.json").is_file():
         return EhrDebugRun(p)
     if hf.is_hf_output_dir(p):

@@ -42,7 +42,10 @@ class RunLogger:
         resume: bool = False,
         rank: int | None = None,
         extra: dict[str, Any] | None = None,
+        resumed_from_step: int | None = None,
     ) -> None:
+        """``resumed_from_step``: the step of the checkpoint a resumed run continues from; the ``resumed``
+        status event carries it (the log may go further: steps logged after that checkpoint are replayed)."""
         self.path = Path(run_dir)
         self.rank = world_rank() if rank is None else rank
         self.active = self.rank == 0
@@ -53,13 +56,20 @@ class RunLogger:
         events = self.path / "events.jsonl"
         if events.exists() and not resume:
             raise UserError(f"{self.path} already holds a run; pass resume=True to append or choose a new directory")
+        if events.exists() and not events.is_file():
+            raise UserError(f"{events} is not a file: cannot log this run there")
+        if resumed_from_step is not None and (isinstance(resumed_from_step, bool) or not isinstance(resumed_from_step, int)):
+            raise UserError(f"resumed_from_step must be a whole number, got {resumed_from_step!r}")
+        info_path = self.path / "run.json"
+        # everything that can refuse the directory is checked before anything is written into it
+        last_logged = self.last_step() if resume else 0
+        info = _read_info(info_path) if resume and info_path.exists() else None
         self.path.mkdir(parents=True, exist_ok=True)
         (self.path / "checkpoints").mkdir(exist_ok=True)
         (self.path / "artifacts").mkdir(exist_ok=True)
-        info_path = self.path / "run.json"
-        if resume and info_path.exists():
-            info = json.loads(info_path.read_text(encoding="utf-8"))
-            info.setdefault("resumes", []).append({"time": time.time(), "environment": environment()})
+        if info is not None:
+            info.setdefault("resumes", []).append({"time": time.time(), "environment": environment(),
+                                                   "from_step": resumed_from_step, "last_logged_step": last_logged})
         else:
             info = {
                 "format_version": FORMAT_VERSION,
@@ -75,8 +85,15 @@ class RunLogger:
                 **(extra or {}),
             }
         self._write_json(info_path, info)
+        torn = _ends_without_newline(events)
         self._fh = open(events, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - held for the run's life
-        self.log("status", self.last_step() if resume else 0, state="resumed" if resume and events.stat().st_size else "started")
+        if torn:  # a torn last line (the process died mid-write): the next event starts on a line of its own
+            self._fh.write("\n")
+        if resume and events.stat().st_size:
+            step = resumed_from_step if resumed_from_step is not None else last_logged
+            self.log("status", step, state="resumed", resumed_from_step=resumed_from_step, last_logged_step=last_logged)
+        else:
+            self.log("status", 0, state="started")
         atexit.register(self._at_exit)
 
     # -- events -------------------------------------------------------------------------------
@@ -110,10 +127,12 @@ class RunLogger:
         self.log("alert", step, severity=severity, message=message, probe=probe)
 
     def last_step(self) -> int:
-        from ehrdebug.runstore.reader import read_events
+        """The highest integer step the log holds (events the readers would skip, e.g. ``"step": "abc"``, are
+        skipped here too)."""
+        from ehrdebug.runstore.reader import event_step, read_events
 
-        steps = [e.get("step", 0) for e in read_events(self.path / "events.jsonl")]
-        return max(steps, default=0)
+        steps = [event_step(e) for e in read_events(self.path / "events.jsonl")]
+        return max((s for s in steps if s is not None), default=0)
 
     # -- checkpoints --------------------------------------------------------------------------
     @property
@@ -196,6 +215,29 @@ class RunLogger:
         tmp = path.with_suffix(path.suffix + ".tmp")
         tmp.write_text(json.dumps(_jsonable(data), indent=2, ensure_ascii=False), encoding="utf-8")
         os.replace(tmp, path)
+
+
+def _read_info(path: Path) -> dict[str, Any]:
+    """run.json of the run being resumed; a one-line error when it is not a JSON object."""
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise UserError(f"{path}: cannot resume, run.json is not readable JSON ({exc.__class__.__name__})") from None
+    if not isinstance(info, dict):
+        raise UserError(f"{path}: cannot resume, run.json is not a JSON object")
+    return info
+
+
+def _ends_without_newline(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            if fh.tell() == 0:
+                return False
+            fh.seek(-1, os.SEEK_END)
+            return fh.read(1) != b"\n"
+    except FileNotFoundError:
+        return False
 
 
 def _save_model(model: Any, directory: Path) -> None:

@@ -17,16 +17,6 @@ from textual.screen import Screen
 from ehrdebug.tui.screens.help import HelpScreen
 from ehrdebug.tui.screens.runs import RunsScreen
 
-SCREENS_HELP = [
-    ("Runs", "every run under the folder, with status, architecture, best validation metric"),
-    ("Live run", "curves, learning rate, throughput, ETA, samples and alerts, followed live"),
-    ("Findings", "probe results by severity with evidence and recipes; re-run the doctor"),
-    ("Token inspector", "token pieces coloured: structural tokens, codes, which labels carry loss"),
-    ("Sampler", "a prompt → generations with per-step top-k and the structural token's probability"),
-    ("Fix and retrain", "pick findings, preview fixes, apply to a copy, retrain, compare"),
-    ("Compare", "two or more runs side by side: curves, final metrics, config differences"),
-]
-
 
 class EhrDebugApp(App[None]):
     """``root`` is a folder of runs or one run; with one run the Live run screen opens directly."""

@@ -71,6 +71,7 @@ class Inspection:
     codes_cut: dict[str, list[str]] = field(default_factory=dict)  # code -> its pieces
     codes_whole: int = 0
     notes: list[str] = field(default_factory=list)
+    pad_loss: int = 0  # label positions that carry loss on the pad id (seed 002)
 
     def summary(self) -> list[str]:
         lines = [f"{len(self.pieces)} pieces"]
@@ -188,6 +189,7 @@ def inspect_labels(
             pad_loss += 1
         result.pieces.append(piece)
     with_loss = sum(1 for p in result.pieces if p.carries_loss)
+    result.pad_loss = pad_loss
     result.notes.append(f"{with_loss}/{len(labels)} label positions carry loss")
     if pad_loss:
         result.notes.append(

@@ -63,16 +63,10 @@ class Generation:
 
 
 def load_model(path: str) -> tuple[Any, Any]:
-    """(model, tokenizer) of a checkpoint, encoder-decoder or causal, in eval mode on CPU/GPU."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM
+    """(model, tokenizer) of a checkpoint through the one core loader (``ehrdebug.loading.load_model``)."""
+    from ehrdebug.loading import load_model as _load
 
-    from ehrdebug.tui.services import load_tokenizer
-
-    config = AutoConfig.from_pretrained(path)
-    cls = AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False) else AutoModelForCausalLM
-    model = cls.from_pretrained(path)
-    model.eval()
-    return model, load_tokenizer(path)
+    return _load(path)
 
 
 def watch_ids(tokenizer: Any, tokens: Sequence[str]) -> dict[str, int]:

@@ -9,38 +9,15 @@ Public API::
     auto_plan(path) -> AutoPlan         # what the doctor's findings ask for (fix ids + advice)
 
 Each ``Fix`` has ``id``, ``answers`` (probe ids), ``applies_to`` ("config", "checkpoint"),
-``describe()``, ``preview(target) -> list[str]`` and ``apply(target, out_dir) -> Path``.
+``describe()`` and ``preview(target) -> list[str]``; ``apply_fixes`` writes the fixed copy. New fix modules
+join ``recipes.fixes.registry.FIX_MODULES``.
 """
 
 from __future__ import annotations
 
-import difflib
-
-from ehrdebug.errors import UserError
-from recipes.fixes import decoding, embeddings, tokens, training
+from recipes.fixes.apply import AutoPlan, FixResult, apply_fixes, auto_plan
 from recipes.fixes.base import Change, Fix, Target, resolve_target
-
-REGISTRY: dict[str, Fix] = {fix.id: fix for module in (tokens, embeddings, decoding, training) for fix in module.FIXES}
-
-
-def get(recipe_id: str) -> Fix:
-    if recipe_id in REGISTRY:
-        return REGISTRY[recipe_id]
-    from ehrdebug.recipe_ids import ADVICE
-
-    if recipe_id in ADVICE:
-        raise UserError(f"{recipe_id!r} is advice, not an automatic fix: {ADVICE[recipe_id]}")
-    close = difflib.get_close_matches(recipe_id, list(REGISTRY), n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else "; see 'ehrdebug fix --list'"
-    raise UserError(f"unknown fix-recipe {recipe_id!r}{hint}")
-
-
-def for_probe(probe_id: str) -> list[Fix]:
-    """Fixes that declare they answer ``probe_id``."""
-    return [fix for fix in REGISTRY.values() if probe_id in fix.answers]
-
-
-from recipes.fixes.apply import AutoPlan, FixResult, apply_fixes, auto_plan  # noqa: E402
+from recipes.fixes.registry import REGISTRY, for_probe, get
 
 __all__ = [
     "REGISTRY",

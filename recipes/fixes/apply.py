@@ -56,7 +56,7 @@ def apply_fixes(
     skip_inapplicable: bool = False,
 ) -> FixResult:
     """Apply ``recipe_ids`` in order to a copy of ``target`` under the new directory ``out_dir``."""
-    from recipes.fixes import get
+    from recipes.fixes.registry import get
 
     tgt = _as_target(target)
     fixes = [get(rid) for rid in dict.fromkeys(recipe_ids)]
@@ -178,12 +178,14 @@ def named_recipes(findings: list[Any]) -> dict[str, list[Any]]:
     return named
 
 
-def auto_plan(path: str | os.PathLike[str], data: str | None = None, config: Any = None) -> AutoPlan:
-    """Run the doctor on ``path`` and split the recipe ids its warn/fail findings name."""
+def auto_plan(path: str | os.PathLike[str], data: str | None = None, config: Any = None, *,
+              report: Any = None, allow_pickle: bool = False) -> AutoPlan:
+    """Run the doctor on ``path`` (or take its ``report``) and split the recipe ids its warn/fail findings name."""
     from ehrdebug.recipe_ids import ADVICE, FIX
-    from recipes.fixes.diagnosis import diagnose_run
+    from probes.doctor import diagnose
 
-    report = diagnose_run(path, data=data, config=config)
+    if report is None:
+        report = diagnose(path, data=data, config=config, allow_pickle=allow_pickle)
     named = named_recipes(report.findings)
     reasons = {rid: [f"{f.probe}: {f.title}" for f in found] for rid, found in named.items()}
     fix_ids = drop_alternatives([rid for rid in named if rid in FIX])

@@ -115,12 +115,6 @@ class Fix:
             changes = self.on_checkpoint(target.checkpoint, None, target)  # type: ignore[misc,arg-type]
         return [c.text() for c in changes] or ["nothing to change (already applied)"]
 
-    def apply(self, target: Target | str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> Path:
-        """Write the fixed copy under ``out_dir`` (a new directory) and return its path."""
-        from recipes.fixes.apply import apply_fixes
-
-        return apply_fixes(target, [self.id], out_dir).out_dir
-
 
 # -- targets ------------------------------------------------------------------------------------
 

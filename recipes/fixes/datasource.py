@@ -15,6 +15,7 @@ from typing import Any
 
 _MARKER = re.compile(r"<\\?[A-Za-z_/\\]+>")
 _TEXT_KEYS = ("target", "text", "prompt", "input", "output", "sequence")
+TARGET_KEYS = ("target", "output", "label_text")  # what a seq2seq recipe trains the decoder on
 DATA_KEYS = ("data", "data_dir", "train_file", "dataset")
 
 
@@ -64,6 +65,22 @@ def train_file(cfg: dict[str, Any] | None, info: dict[str, Any] | None = None, b
     return None
 
 
+def iter_targets(path: Path, limit: int = 50_000) -> Iterator[str]:
+    """The training target of each of the first ``limit`` records (the first of ``TARGET_KEYS`` it has, else its
+    text): the texts the recipes count codes in when they add code tokens."""
+    from ehrdebug.io.tables import iter_records
+
+    for n, record in enumerate(iter_records(str(path))):
+        if n >= limit:
+            return
+        if isinstance(record, str):
+            yield record
+        elif isinstance(record, dict):
+            value = next((record[k] for k in (*TARGET_KEYS, *_TEXT_KEYS) if isinstance(record.get(k), str)), None)
+            if value is not None:
+                yield value
+
+
 def iter_texts(path: Path, limit: int = 5000) -> Iterator[str]:
     """Text fields of the first ``limit`` records (every string field that carries sequence text)."""
     from ehrdebug.io.tables import iter_records
@@ -91,19 +108,3 @@ def structural_markers(texts: list[str], min_share: float = 0.05) -> list[str]:
     floor = max(1, int(min_share * len(texts)))
     return [m for m in order if counts[m] >= floor]
 
-
-def code_frequencies(texts: list[str]) -> Counter[str]:
-    """Medical codes in the data: the words inside EHR visits (``<v> … <\\v>``) when the data follows the
-    EHR grammar, otherwise whatever the detected code systems find."""
-    from ehrdebug.codes import detect_systems, find_codes
-    from ehrdebug.grammar import parse_sequence
-
-    counts: Counter[str] = Counter()
-    for text in texts:
-        counts.update(parse_sequence(text, require_demographics=False).codes)
-    if counts:
-        return counts
-    for system in detect_systems(texts):
-        for text in texts:
-            counts.update(find_codes(text, system))
-    return counts

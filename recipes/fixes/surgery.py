@@ -11,28 +11,22 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from ehrdebug.errors import UserError
-
 # files a checkpoint may carry that the model/tokenizer save does not rewrite (optimizer state etc.)
 _KEEP_EXTRA = ("trainer_state.json", "training_args.bin", "state.json")
 
 
 def load_tokenizer(path: Path) -> Any:
-    from ehrdebug.tokenizers import load_transformers_tokenizer
+    from ehrdebug.loading import load_tokenizer as _load
 
-    return load_transformers_tokenizer(str(path))
+    return _load(path)
 
 
 def load_model(path: Path) -> Any:
-    """Seq2seq when the config says encoder-decoder, causal LM otherwise."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM
+    """The checkpoint's model through the one core loader (``ehrdebug.loading.load_model``)."""
+    from ehrdebug.loading import load_model as _load
 
-    try:
-        config = AutoConfig.from_pretrained(str(path))
-        cls = AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False) else AutoModelForCausalLM
-        return cls.from_pretrained(str(path))
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cannot load a model from {path}: {exc}".splitlines()[0]) from exc
+    model, _ = _load(path)
+    return model
 
 
 def save(model: Any, tokenizer: Any, src: Path, dst: Path) -> None:

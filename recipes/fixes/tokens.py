@@ -89,8 +89,12 @@ REGISTER = Fix(
 # -- add-code-tokens -------------------------------------------------------------------------------
 
 def top_codes(target: Target, n: int) -> list[str]:
-    counts = datasource.code_frequencies(_data_texts(target, limit=50_000))
-    return [code for code, _ in counts.most_common(n)]
+    """The ``n`` codes training would add: the core counter over the training targets, skipping the structural tokens."""
+    from ehrdebug.codes import top_codes as count_top
+
+    base = target.config_path.parent if target.config_path else target.path
+    path = datasource.train_file(target.config, target.info, base)
+    return count_top(datasource.iter_targets(path), n, structural_tokens(target)) if path else []
 
 
 def _codes_config(cfg: dict[str, Any], target: Target) -> list[Change]:

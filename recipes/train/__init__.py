@@ -2,7 +2,7 @@
 
 Public API (stable; other recipes, the bug zoo and ``ehrdebug demo`` build on it):
 
-``load_config(path, overrides: list[str] | None = None) -> dict``
+``load_recipe_config(path, overrides: list[str] | None = None) -> dict``
     Read a YAML recipe config and apply ``key=value`` overrides (dotted keys for nested ones:
     ``generation.temperature=1.3``). Values are parsed as YAML scalars. An unknown key raises
     ``UserError`` naming the closest known key. The file's own ``recipe:`` key picks the loop.
@@ -49,7 +49,7 @@ from __future__ import annotations
 from typing import Any
 
 _LAZY = {
-    "load_config": "recipes.train.config",
+    "load_recipe_config": "recipes.train.config",
     "pick_device": "recipes.train.device",
     "run_training": "recipes.train.loop",
     "evaluate_checkpoint": "recipes.train.loop",
@@ -64,4 +64,4 @@ def __getattr__(name: str) -> Any:  # imported lazily: torch/transformers stay o
     raise AttributeError(name)
 
 
-__all__ = ["evaluate_checkpoint", "load_config", "pick_device", "run_training"]
+__all__ = ["evaluate_checkpoint", "load_recipe_config", "pick_device", "run_training"]

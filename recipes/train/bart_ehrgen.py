@@ -15,6 +15,7 @@ from typing import Any
 
 from ehrdebug.grammar import STRUCTURAL_TOKENS, VISIT_OPEN, parse_sequence, score_generations
 from recipes.train.generate import clean_decode, continuation_probability, generation_kwargs
+from recipes.train.seq2seq import Seq2SeqTask
 
 NAME = "bart_ehrgen"
 ARCHITECTURE = "bart"
@@ -104,6 +105,34 @@ def probe_config(config: dict[str, Any]) -> Any:
         max_length=max(config["max_length"], config["max_target_length"] if config["decoder_prompt"] else 0),
         max_target_length=config["max_target_length"],
     )  # fmt: skip
+
+
+class BartEhrGen(Seq2SeqTask):
+    """The task object the training layer looks up as ``bart_ehrgen`` (recipes.train.task.TASKS)."""
+
+    NAME, ARCHITECTURE, TASK = NAME, ARCHITECTURE, TASK
+    defaults = {"base": "sample_data/bases/bart"}
+
+    def pairs(self, records: list[dict[str, Any]], config: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+        return pairs(records, config)
+
+    def label_targets(self, records: list[dict[str, Any]]) -> list[str]:
+        return label_targets(records)
+
+    def token_info(self, tokenizer: Any, info: dict[str, Any]) -> dict[str, Any]:
+        from recipes.train.tokens import fragments
+
+        return {**info, "demo_pieces": fragments(tokenizer, "56 ASIAN M <demo>")}
+
+    def evaluate(self, model: Any, tokenizer: Any, records: list[dict[str, Any]], config: dict[str, Any], device: Any,
+                 codes: set[str] | None = None, prefix: str = "eval") -> tuple[dict[str, float], list[dict[str, Any]]]:  # fmt: skip
+        return evaluate(model, tokenizer, records, config, device, codes if codes is not None else self.codes(config), prefix)
+
+    def probe_config(self, config: dict[str, Any]) -> Any:
+        return probe_config(config)
+
+
+TASK_OBJECT = BartEhrGen()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -45,7 +45,7 @@ def training_pairs(task: Any, records: list[dict[str, Any]], config: dict[str, A
     Why: three vignettes per diagnosis are memorised whole; seeing each finding on its own teaches the
     model which phrase points to which diagnosis. Deterministic in ``seed``; the originals stay first.
     """
-    augment = config["augment"]
+    augment = config.get("augment") or {"copies": 1, "drop_phrases": 0.0}
     rng = random.Random(config["seed"])
     extra = [{**r, "input": task.drop_phrases(r["input"], float(augment["drop_phrases"]), rng)}
              for _ in range(int(augment["copies"]) - 1) for r in records]  # fmt: skip

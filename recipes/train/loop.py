@@ -1,95 +1,29 @@
-"""The training loop every seq2seq recipe uses, in one readable function (torchtune style).
+"""The one training loop every task runs on, in one readable function (torchtune style).
 
-Load base → add tokens → tokenize → AdamW + warmup schedule → for each epoch, for each batch:
-forward under autocast, backward (GradScaler on fp16), accumulate, clip, step; log; evaluate every
-``eval_every`` steps (loss, generations, task metrics, probes); early-stop on patience; checkpoint.
-The run directory is written throughout with ``RunLogger``: an evicted pod leaves a readable run and a
-resumable checkpoint (``resume=true``). At the end: best weights on the test split, loss curves PNG
-and ``artifacts/metrics_summary.json``.
+The task (``recipes.train.task``, looked up by ``config["recipe"]``) builds the model and tokenizer,
+turns records into features, batches them, computes the loss and evaluates. The loop does the rest, the
+same way for every task: output-folder check → seed → build (+ ``init_from`` in the task, + LoRA) →
+AdamW + warmup schedule → ``accelerate`` (DDP/FSDP under a launcher, autocast on CUDA) → for each epoch,
+for each batch: forward, backward, accumulate, clip, step; log; evaluate every ``eval_every`` steps
+(loss, task metrics, samples, probes); early-stop on patience; checkpoint (weights, optimizer,
+scheduler, RNG state, data position). SIGTERM/SIGINT checkpoint at the next step boundary and exit
+non-zero; ``resume=true`` continues exactly. At the end: best weights on the test split, loss curves
+PNG and ``artifacts/metrics_summary.json`` with a ``test`` block. Only rank 0 writes the run.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
-import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 from ehrdebug.errors import UserError
+from ehrdebug.initial_rows import save_initial_rows
+from recipes.train.task import get_task, task_module
 
-TASK_MODULES = {"bart_ehrgen": "recipes.train.bart_ehrgen", "t5_diagnosis": "recipes.train.t5_diagnosis"}
-
-
-def task_module(config: dict[str, Any]) -> Any:
-    """The recipe's task module (``pairs``, ``evaluate``, ``probe_config`` …) for ``config["recipe"]``."""
-    return importlib.import_module(TASK_MODULES[config["recipe"]])
-
-
-def _setup(config: dict[str, Any], checkpoint: Path | None) -> tuple[Any, Any, dict[str, Any], Any]:
-    """Tokenizer + model (from the base, or from a checkpoint when resuming) with tokens added."""
-    from recipes.train import tokens
-    from recipes.train.data import load_records
-
-    task = task_module(config)
-    tokenizer, model = tokens.load_base(str(config["base"]), config["recipe"], config.get("model_dropout"))
-    train_records = task.label_targets(load_records(config, "train"))
-    special = list(config["special_tokens"]) if config["register_special_tokens"] else []
-    codes = tokens.top_codes(train_records, set(config["special_tokens"]), int(config["add_code_tokens"])) if config["add_code_tokens"] else []
-    info = tokens.add_tokens(model, tokenizer, special, codes, config["new_token_init"], seed=config["seed"])
-    info["demo_pieces"] = tokens.fragments(tokenizer, "56 ASIAN M <demo>") if config["recipe"] == "bart_ehrgen" else None
-    if config["use_lora"]:
-        from peft import LoraConfig, get_peft_model
-
-        lora = config["lora"]
-        saved = list(lora["modules_to_save"] or [])
-        model = get_peft_model(model, LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
-                                                 target_modules=list(lora["target_modules"]), modules_to_save=saved or None))  # fmt: skip
-    if checkpoint is not None:
-        _load_weights(model, checkpoint)
-    return tokenizer, model, info, task
-
-
-def _load_weights(model: Any, checkpoint: Path) -> None:
-    from safetensors.torch import load_file
-
-    files = sorted(checkpoint.glob("*.safetensors"))
-    if not files:
-        raise UserError(f"checkpoint has no safetensors weights: {checkpoint}")
-    state = {}
-    for f in files:
-        state.update(load_file(str(f)))
-    target = model
-    if hasattr(model, "peft_config"):
-        from peft import set_peft_model_state_dict
-
-        set_peft_model_state_dict(model, state)
-        return
-    missing, unexpected = target.load_state_dict(state, strict=False)
-    real_missing = [k for k in missing if "lm_head" not in k and "embed_tokens" not in k]
-    if real_missing or unexpected:
-        raise UserError(f"checkpoint {checkpoint} does not match the model ({len(real_missing)} missing, {len(unexpected)} unexpected)")
-
-
-def _latest_checkpoint(run_dir: Path) -> Path | None:
-    steps = [(int(p.name.split("-")[1]), p) for p in (run_dir / "checkpoints").glob("step-*") if p.name.split("-")[1].isdigit()]
-    return max(steps)[1] if steps else None
-
-
-def _prune(run_dir: Path, keep: int, best_step: int | None) -> None:
-    steps = sorted((int(p.name.split("-")[1]), p) for p in (run_dir / "checkpoints").glob("step-*") if p.name.split("-")[1].isdigit())
-    for step, path in steps[:-keep] if keep else []:
-        if step != best_step:
-            shutil.rmtree(path, ignore_errors=True)
-
-
-def _improved(metric: str, value: float, best: float | None, min_delta: float) -> bool:
-    if best is None:
-        return True
-    lower_is_better = "loss" in metric or metric.endswith("_rate") and "valid" not in metric
-    return value < best - min_delta if lower_is_better else value > best + min_delta
+__all__ = ["evaluate_checkpoint", "recipe_main", "run_training", "task_module"]
 
 
 def run_training(config: dict[str, Any], out_dir: str | Path | None = None, probes: Any = None) -> Path:
@@ -98,72 +32,80 @@ def run_training(config: dict[str, Any], out_dir: str | Path | None = None, prob
     from transformers import get_scheduler
 
     from ehrdebug.runstore import RunLogger
-    from recipes.train import data as D
-    from recipes.train.device import autocast, autocast_dtype, grad_scaler, pick_device
-    from recipes.train.generate import eval_loss
+    from recipes.train import checkpoint as C
+    from recipes.train import engine as E
+    from recipes.train.data import epoch_batches
     from recipes.train.report import write_artifacts
 
+    task = get_task(config["recipe"])
     run_dir = Path(out_dir or config["out"])
-    resume = bool(config["resume"])
-    checkpoint = _latest_checkpoint(run_dir) if resume and run_dir.exists() else None
-    if (run_dir / "events.jsonl").exists() and not resume:
-        raise UserError(f"{run_dir} already holds a run; pass resume=true to continue it or choose a new out=")
-    torch.manual_seed(config["seed"])
+    checkpoint = _check_out_dir(run_dir, bool(config["resume"]))  # before anything is loaded
+    E.check_resume_engine(config, checkpoint is not None)
+    saved = C.read_state(checkpoint) if checkpoint is not None else None
+    accelerator = E.make_accelerator(config)
+    C.seed_everything(int(config["seed"]))
     if config["threads"]:
         torch.set_num_threads(int(config["threads"]))
-    device = pick_device(config["device"])
-    amp = autocast_dtype(device, config["precision"])
-    tokenizer, model, token_info, task = _setup(config, checkpoint)
-    model.to(device)
 
-    # -- data ----------------------------------------------------------------------------------------
-    train_records = D.load_records(config, "train")
-    eval_records = D.load_records(config, config["data"]["eval_split"])
-    train_features = D.make_features(D.training_pairs(task, train_records, config), tokenizer, config)
-    eval_features = D.make_features(task.pairs(eval_records, config), tokenizer, {**config, "drop_string_columns": True})
-    collator = D.make_collator(tokenizer, model, config)
-    codes = D.code_vocabulary(config) if task.TASK == "seq2seq" else None
+    # -- model, tokenizer, data ------------------------------------------------------------------------
+    model, tokenizer, info = task.build(config, checkpoint)
+    if config["use_lora"]:
+        model = E.apply_lora(model, config, task)
+    if checkpoint is not None:
+        C.load_weights(model, checkpoint)
+    info["parameters"] = E.trainable_share(model)
+    _print(accelerator, f"trainable parameters: {info['parameters']['trainable']:,} of {info['parameters']['total']:,} "
+                        f"({100 * info['parameters']['share']:.2f}%)")  # fmt: skip
+    data = task.datasets(config, tokenizer)
+    collate = task.collator(tokenizer, model, config, train=True)
+    eval_collate = task.collator(tokenizer, model, config, train=False)
 
     # -- optimisation -----------------------------------------------------------------------------------
-    steps_per_epoch = math.ceil(math.ceil(len(train_features) / config["batch_size"]) / config["grad_accum"])
+    steps_per_epoch = math.ceil(math.ceil(len(data.train) / config["batch_size"]) / config["grad_accum"])
     total_steps = int(config["max_steps"] or steps_per_epoch * config["epochs"])
     eval_every = int(config["eval_every"] or steps_per_epoch)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=float(config["lr"]), weight_decay=float(config["weight_decay"]))
     scheduler = get_scheduler(config["scheduler"] if config["scheduler"] != "constant" else "constant_with_warmup",
                               optimizer, num_warmup_steps=int(config["warmup_steps"]), num_training_steps=total_steps)  # fmt: skip
-    scaler = grad_scaler(amp)
-    state = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best": None, "best_step": None, "bad_evals": 0,
-             "history": {"train": [], "eval": []}, "train_seconds": 0.0}  # fmt: skip
-    if checkpoint is not None:
-        state.update(json.loads((checkpoint / "trainer_state.json").read_text())["loop"])
-        opt_state = torch.load(checkpoint / "optimizer.pt", map_location="cpu", weights_only=False)
-        optimizer.load_state_dict(opt_state["optimizer"])
-        scheduler.load_state_dict(opt_state["scheduler"])
+    state: dict[str, Any] = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best": None, "best_step": None, "bad_evals": 0,
+                             "history": {"train": [], "eval": []}, "train_seconds": 0.0}  # fmt: skip
+    if checkpoint is not None and saved is not None:
+        state.update(saved["loop"])
+        C.load_optimizer(checkpoint, optimizer, scheduler)
+    model, optimizer = accelerator.prepare(model, optimizer)  # the scheduler steps once per optimizer step, as here
+    device = accelerator.device
+    raw = accelerator.unwrap_model(model)
 
+    accelerator.wait_for_everyone()  # every rank checked the folder before rank 0 writes into it
     patience = config["early_stopping"]["patience"]
     metric = config["early_stopping"]["metric"]
     logger = RunLogger(
         run_dir, config, architecture=task.ARCHITECTURE, size=config["size"], task=task.TASK,
-        base_model=str(config["base"]), tokenizer="checkpoints (each step-N holds its tokenizer)",
-        data={**D.split_files(config), "codes": config["data"]["codes"]}, resume=checkpoint is not None or resume,
-        extra={"recipe": config["recipe"], "tokens": token_info, "device": str(device), "amp": str(amp),
-               "fixes": config.get("fixes") or []},
+        base_model=str(config["base"] or config["init_from"] or ""), tokenizer="checkpoints (each step-N holds its tokenizer)",
+        data=task.data_files(config), resume=checkpoint is not None or bool(config["resume"]),
+        rank=accelerator.process_index,
+        extra={"recipe": config["recipe"], "tokens": info, "device": str(device), "amp": accelerator.mixed_precision,
+               "processes": accelerator.num_processes, "parameters": info["parameters"], "fixes": config.get("fixes") or []},
     )  # fmt: skip
-    _write_probe_config(run_dir, task.probe_config(config))
+    if accelerator.is_main_process:
+        _write_probe_config(run_dir, task.probe_config(config))
+        if checkpoint is None:  # the new rows before training: the doctor's reference (ehrdebug.initial_rows)
+            save_initial_rows(run_dir, raw, info.get("base_vocab_size"))
 
     def evaluate(step: int) -> bool:
         """Log eval metrics and samples; return True when early stopping says stop."""
-        metrics = {"eval_loss": eval_loss(model, eval_features, collator, device)}
-        task_metrics, samples = task.evaluate(model, tokenizer, eval_records, config, device, codes)
+        metrics = {"eval_loss": eval_loss(raw, task, data.eval, eval_collate, device)}
+        task_metrics, samples = task.evaluate(raw, tokenizer, data.eval_records, config, device, prefix="eval")
         metrics.update(task_metrics)
         logger.log_eval(step, metrics)
-        for s in samples[: config["num_log_samples"]]:
+        for s in samples[: int(config.get("num_log_samples", 4))]:
             logger.log_sample(step, **s)
         state["history"]["eval"].append({"step": step, **metrics})
-        suite = config["model_probes"] in (True, "every_eval")
-        _run_probes(probes, model, tokenizer, config, step, logger, eval_records, task, token_info, codes, suite)
-        print(f"[eval step {step}] " + " ".join(f"{k}={v:.4g}" for k, v in metrics.items()), flush=True)
+        if accelerator.is_main_process:
+            suite = config["model_probes"] in (True, "every_eval")
+            _run_probes(probes, raw, tokenizer, config, step, logger, data.eval_records, task, info, suite)
+        _print(accelerator, f"[eval step {step}] " + " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if C.finite(v)))
         value = metrics.get(metric, metrics["eval_loss"])
         if _improved(metric, value, state["best"], float(config["early_stopping"]["min_delta"])):
             state["best"], state["best_step"], state["bad_evals"] = value, step, 0
@@ -174,29 +116,39 @@ def run_training(config: dict[str, Any], out_dir: str | Path | None = None, prob
         return patience is not None and warm and state["bad_evals"] >= int(patience)
 
     def save(step: int) -> None:
-        logger.save_checkpoint(step, model, tokenizer, optimizer, scheduler, extra_state={"loop": dict(state)})
-        _prune(run_dir, int(config["keep_checkpoints"]), state["best_step"] if config["save_best"] else None)
+        """Rank 0 writes weights, tokenizer, optimizer/scheduler, loop and RNG state; the others wait."""
+        weights = _saveable(model, raw, accelerator)
+        if accelerator.is_main_process:
+            path = logger.save_checkpoint(step, weights, tokenizer, optimizer, scheduler,
+                                          extra_state={"loop": dict(state), "rng": C.rng_state()})  # fmt: skip
+            if path is not None and hasattr(raw, "peft_config"):
+                raw.save_pretrained(str(path / C.ADAPTER_DIR))  # adapter-only weights (and resume reads them)
+            C.prune(run_dir, int(config["keep_checkpoints"]), state["best_step"] if config["save_best"] else None)
+        accelerator.wait_for_everyone()
 
     # -- the loop ---------------------------------------------------------------------------------------
     stop = state["step"] >= total_steps
     started = time.time() - state["train_seconds"]
-    with logger:
+    accum = int(config["grad_accum"])
+    if saved is not None and "rng" in saved:
+        C.set_rng_state(saved["rng"])  # after building: the next draws are those the interrupted run made
+    with logger, E.Interrupts() as interrupts:
         while not stop:
             model.train()
-            batches = D.epoch_batches(train_features, config["batch_size"], config["seed"], state["epoch"])
+            batches = epoch_batches(data.train, config["batch_size"], config["seed"], state["epoch"])
             for b in range(state["batch_in_epoch"], len(batches)):
-                batch = collator([train_features[i] for i in batches[b]])
-                batch = {k: v.to(device) for k, v in batch.items()}
-                with autocast(device, amp):
-                    loss = model(**batch).loss / config["grad_accum"]
-                scaler.scale(loss).backward()
+                batch = collate([data.train[i] for i in E.shard(batches[b], accelerator)])
+                batch = {k: v.to(device) if hasattr(v, "to") else v for k, v in batch.items()}
+                sync = (b + 1) % accum == 0 or b + 1 == len(batches)
+                with accelerator.no_sync(model) if not sync else _nullcontext():
+                    with accelerator.autocast():
+                        loss = task.loss(model, batch) / accum
+                    accelerator.backward(loss)
                 state["batch_in_epoch"] = b + 1
-                if (b + 1) % config["grad_accum"] and b + 1 != len(batches):
+                if not sync:
                     continue
-                scaler.unscale_(optimizer)
-                grad_norm = torch.nn.utils.clip_grad_norm_(params, float(config["max_grad_norm"]))
-                scaler.step(optimizer)
-                scaler.update()
+                grad_norm = accelerator.clip_grad_norm_(params, float(config["max_grad_norm"]))
+                optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 state["step"] += 1
@@ -204,14 +156,19 @@ def run_training(config: dict[str, Any], out_dir: str | Path | None = None, prob
                 state["train_seconds"] = time.time() - started
                 epoch = state["epoch_float"] = state["epoch"] + (b + 1) / len(batches)
                 if step % config["log_every"] == 0 or step == 1:
-                    lr, value = scheduler.get_last_lr()[0], loss.item() * config["grad_accum"]
-                    logger.log_train(step, loss=value, lr=lr, epoch=round(epoch, 4), grad_norm=float(grad_norm))
+                    value = float(accelerator.reduce(loss.detach(), reduction="mean")) * accum
+                    logger.log_train(step, loss=value, lr=scheduler.get_last_lr()[0], epoch=round(epoch, 4),
+                                     grad_norm=float(grad_norm))  # fmt: skip
                     state["history"]["train"].append({"step": step, "loss": value, "epoch": epoch})
                 out_of_time = config["max_minutes"] is not None and state["train_seconds"] > 60 * float(config["max_minutes"])
                 if step % eval_every == 0 or step >= total_steps or out_of_time:
                     if evaluate(step):
                         logger.alert(step, "info", f"early stopping: no improvement of {metric} in {patience} evaluations")
                         stop = True
+                    model.train()  # evaluation left the model in eval mode (no dropout) mid-epoch
+                signum = interrupts.requested(accelerator)
+                if signum is not None:
+                    _interrupt(step, signum, state, save, logger, accelerator, evaluated=step % eval_every == 0)
                 if step >= total_steps or out_of_time:
                     stop = True
                 if stop:
@@ -219,30 +176,121 @@ def run_training(config: dict[str, Any], out_dir: str | Path | None = None, prob
             else:
                 state["epoch"] += 1
                 state["batch_in_epoch"] = 0
-        summary = _finish(model, tokenizer, config, task, state, run_dir, device, codes, token_info)
-        if config["model_probes"] == "final":  # once, on the best weights (tens of seconds on a CPU)
-            _run_probes(None, model, tokenizer, config, state["step"], logger, eval_records, task, token_info, codes, True)
-        write_artifacts(run_dir, state["history"], summary)
+        summary = _finish(raw, tokenizer, config, task, state, run_dir, device, info)
+        if accelerator.is_main_process:
+            if config["model_probes"] == "final":  # once, on the best weights (tens of seconds on a CPU)
+                _run_probes(None, raw, tokenizer, config, state["step"], logger, data.eval_records, task, info, True)
+            write_artifacts(run_dir, state["history"], summary)
         logger.finish("finished", **{k: v for k, v in summary.items() if isinstance(v, (int, float, str))})
+    accelerator.wait_for_everyone()
     return run_dir
 
 
+def _interrupt(step: int, signum: int, state: dict[str, Any], save: Any, logger: Any, accelerator: Any, evaluated: bool) -> None:
+    """Checkpoint at this step boundary (unless the evaluation just did), record why, exit non-zero."""
+    from recipes.train.engine import TrainingInterrupted
+
+    stopped = TrainingInterrupted(signum)
+    if not evaluated:
+        save(step)
+    logger.finish("interrupted", signal=stopped.signal, reason=f"{stopped.signal} received; checkpoint at step {step}")
+    _print(accelerator, f"interrupted by {stopped.signal}: checkpoint at step {step}; resume=true continues")
+    raise stopped
+
+
+def _nullcontext() -> Any:
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
+def _print(accelerator: Any, text: str) -> None:
+    if accelerator.is_main_process:
+        print(text, flush=True)
+
+
+def _saveable(model: Any, raw: Any, accelerator: Any) -> Any:
+    """What ``RunLogger.save_checkpoint`` writes as the full model: a LoRA model merged into a copy of its
+    base (so the doctor loads it like any checkpoint); under FSDP the gathered full state dict."""
+    import copy
+
+    if hasattr(raw, "peft_config"):
+        return copy.deepcopy(raw).merge_and_unload() if accelerator.is_main_process else None
+    if accelerator.distributed_type.name == "FSDP":
+        state = accelerator.get_state_dict(model)  # a collective: every rank takes part
+        return _WithState(raw, state) if accelerator.is_main_process else None
+    return raw
+
+
+class _WithState:
+    """A model whose ``save_pretrained`` writes a given (gathered) state dict."""
+
+    def __init__(self, model: Any, state: dict[str, Any]) -> None:
+        self.model, self.state, self.config = model, state, model.config
+
+    def save_pretrained(self, directory: str) -> None:
+        self.model.save_pretrained(directory, state_dict=self.state)
+
+
+def _check_out_dir(run_dir: Path, resume: bool) -> Path | None:
+    """The checkpoint to resume from, or None for a fresh run. Nothing the user had is overwritten: a
+    folder that is not empty is refused unless it holds the run being resumed."""
+    from recipes.train.checkpoint import latest_checkpoint
+
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"out={run_dir} is a file; choose a new out= folder")
+    is_run = (run_dir / "events.jsonl").is_file() and (run_dir / "run.json").is_file()
+    if resume and is_run:
+        return latest_checkpoint(run_dir)
+    if run_dir.is_dir() and any(run_dir.iterdir()):
+        if is_run:
+            raise UserError(f"{run_dir} already holds a run; pass resume=true to continue it or choose a new out=")
+        raise UserError(f"out={run_dir} is not empty and holds no ehrdebug run; choose a new or empty folder "
+                        "(nothing in it is overwritten)")  # fmt: skip
+    return None
+
+
+def _improved(metric: str, value: float, best: float | None, min_delta: float) -> bool:
+    if best is None:
+        return True
+    lower_is_better = "loss" in metric or "perplexity" in metric or "brier" in metric or (metric.endswith("_rate") and "valid" not in metric)
+    return value < best - min_delta if lower_is_better else value > best + min_delta
+
+
+def eval_loss(model: Any, task: Any, features: list[dict[str, Any]], collate: Any, device: Any, batch_size: int = 32) -> float:
+    """Mean loss over ``features``, weighted by the label positions the loss counts (-100 is ignored)."""
+    import torch
+
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for i in range(0, len(features), batch_size):
+            batch = collate(features[i : i + batch_size])
+            batch = {k: v.to(device) if hasattr(v, "to") else v for k, v in batch.items()}
+            labels = batch.get("labels")
+            n = int((labels != -100).sum()) if labels is not None and labels.dtype != torch.float else len(features[i : i + batch_size])
+            if n:  # a batch with no counted label (no masked position) has no loss
+                total += float(task.loss(model, batch)) * n
+                count += n
+    return total / max(count, 1)
+
+
 def _finish(model: Any, tokenizer: Any, config: dict[str, Any], task: Any, state: dict[str, Any], run_dir: Path,
-            device: Any, codes: set[str] | None, token_info: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+            device: Any, info: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
     """Reload the best checkpoint (if kept) and measure it on the test split."""
-    from recipes.train import data as D
+    from recipes.train.checkpoint import load_weights
 
     best = run_dir / "checkpoints" / f"step-{state['best_step']}"
     if config["save_best"] and state["best_step"] is not None and best.is_dir() and state["best_step"] != state["step"]:
-        _load_weights(model, best)
+        load_weights(model, best)
         model.to(device)
     summary: dict[str, Any] = {
-        "recipe": config["recipe"], "size": config["size"], "base": str(config["base"]), "steps": state["step"],
-        "epochs_done": round(state.get("epoch_float", 0.0), 3),
+        "recipe": config["recipe"], "size": config["size"], "base": str(config["base"] or config["init_from"] or ""),
+        "steps": state["step"], "epochs_done": round(state.get("epoch_float", 0.0), 3),
         "train_seconds": round(state["train_seconds"], 1), "best_step": state["best_step"],
         "best_checkpoint": f"checkpoints/step-{state['best_step']}" if state["best_step"] is not None else None,
         "early_stopping_metric": config["early_stopping"]["metric"], "best_value": state["best"],
-        "tokens": {k: v for k, v in token_info.items() if k != "added_ids"},
+        "tokens": {k: v for k, v in info.items() if k != "added_ids"}, "parameters": info.get("parameters"),
     }  # fmt: skip
     if state["history"]["train"]:
         summary["final_train_loss"] = state["history"]["train"][-1]["loss"]
@@ -250,36 +298,22 @@ def _finish(model: Any, tokenizer: Any, config: dict[str, Any], task: Any, state
         summary["last_eval"] = state["history"]["eval"][-1]
         summary["best_eval"] = next((e for e in state["history"]["eval"] if e["step"] == state["best_step"]), None)
     if config["final_test"]:
-        try:
-            records = D.load_records(config, config["data"]["test_split"])
-        except UserError:
-            records = []
-        if records:
-            metrics, samples = task.evaluate(model, tokenizer, records, config, device, codes, prefix="test")
-            summary["test"] = metrics
-            summary["test_samples"] = samples[:8]
+        summary.update(task.final_test(model, tokenizer, config, device, run_dir))
     return summary
 
 
 def _run_probes(probes: Any, model: Any, tokenizer: Any, config: dict[str, Any], step: int, logger: Any,
-                records: list[dict[str, Any]], task: Any, token_info: dict[str, Any], codes: set[str] | None,
-                suite: bool) -> None:  # fmt: skip
-    """Caller-supplied probes, and ``probes.model_suite.run_model_probes`` when ``suite`` (if installed)."""
+                records: list[dict[str, Any]], task: Any, info: dict[str, Any], suite: bool) -> None:  # fmt: skip
+    """Caller-supplied probes, and ``probes.model_suite.run_model_probes`` when ``suite`` and the task has inputs for it."""
     findings: list[Any] = []
     if probes is not None:
         findings.extend(probes(model, tokenizer, config, step) or [])
-    if suite:
-        try:
-            from probes.model_suite import run_model_probes
-        except ImportError:
-            run_model_probes = None
-        if run_model_probes is not None:
-            from recipes.train.generate import generation_kwargs
+    inputs = task.probe_inputs(config, model, tokenizer) if suite else None
+    if inputs is not None:
+        from probes.model_suite import run_model_probes
 
-            findings.extend(run_model_probes(model, tokenizer, records, task.probe_config(config),
-                                             base_vocab_size=token_info.get("base_vocab_size"),
-                                             generation_kwargs=generation_kwargs(tokenizer, model, config),
-                                             code_vocabulary=codes, with_attribution=False))  # fmt: skip
+        findings.extend(run_model_probes(model, tokenizer, records, task.probe_config(config),
+                                         base_vocab_size=info.get("base_vocab_size"), with_attribution=False, **inputs))  # fmt: skip
     if findings:
         logger.log_findings(step, findings)
 
@@ -296,13 +330,26 @@ def _write_probe_config(run_dir: Path, cfg: Any) -> None:
     (run_dir / "ehrdebug.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+def _setup(config: dict[str, Any], checkpoint: Path | None) -> tuple[Any, Any, dict[str, Any], Any]:
+    """(tokenizer, model, info, task) as the loop starts them: built, LoRA-wrapped, checkpoint weights loaded."""
+    from recipes.train import checkpoint as C
+    from recipes.train import engine as E
+
+    task = get_task(config["recipe"])
+    model, tokenizer, info = task.build(config, checkpoint)
+    if config["use_lora"]:
+        model = E.apply_lora(model, config, task)
+    if checkpoint is not None:
+        C.load_weights(model, checkpoint)
+    return tokenizer, model, info, task
+
+
 def evaluate_checkpoint(path: str | Path, config: dict[str, Any] | None = None) -> dict[str, Any]:
     """Re-run the evaluation of a run (its latest checkpoint) or a checkpoint directory."""
     import torch
 
-    from recipes.train import data as D
+    from recipes.train.checkpoint import latest_checkpoint
     from recipes.train.device import pick_device
-    from recipes.train.generate import eval_loss
 
     path = Path(path)
     run_dir = path if (path / "run.json").is_file() else path.parent.parent
@@ -311,17 +358,16 @@ def evaluate_checkpoint(path: str | Path, config: dict[str, Any] | None = None) 
         if not info.is_file():
             raise UserError(f"no run.json above {path}; pass the config")
         config = json.loads(info.read_text())["config"]
-    ckpt = _latest_checkpoint(path) if (path / "checkpoints").is_dir() else path
+    ckpt = latest_checkpoint(path) if (path / "checkpoints").is_dir() else path
     if ckpt is None:
         raise UserError(f"no checkpoint in {path}")
     tokenizer, model, _, task = _setup(config, ckpt)
     device = pick_device(config["device"])
     model.to(device)
     torch.manual_seed(config["seed"])
-    records = D.load_records(config, config["data"]["eval_split"])
-    features = D.make_features(task.pairs(records, config), tokenizer, {**config, "drop_string_columns": True})
-    metrics = {"eval_loss": eval_loss(model, features, D.make_collator(tokenizer, model, config), device)}
-    metrics.update(task.evaluate(model, tokenizer, records, config, device, D.code_vocabulary(config))[0])
+    data = task.datasets(config, tokenizer)
+    metrics = {"eval_loss": eval_loss(model, task, data.eval, task.collator(tokenizer, model, config, train=False), device)}
+    metrics.update(task.evaluate(model, tokenizer, data.eval_records, config, device, prefix="eval")[0])
     return metrics
 
 
@@ -329,9 +375,9 @@ def recipe_main(name: str, argv: list[str] | None = None) -> int:
     """``python -m recipes.train.<name> [CONFIG] [key=value ...]``: train that recipe, print the run dir."""
     import sys
 
-    from recipes.train.config import load_config
+    from recipes.train.config import load_recipe_config
 
     args = sys.argv[1:] if argv is None else argv
-    config = load_config(args[0] if args and "=" not in args[0] else None, [a for a in args if "=" in a] + [f"recipe={name}"])
+    config = load_recipe_config(args[0] if args and "=" not in args[0] else None, [a for a in args if "=" in a] + [f"recipe={name}"])
     print(run_training(config))
     return 0

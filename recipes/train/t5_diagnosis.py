@@ -17,6 +17,8 @@ from typing import Any
 
 from ehrdebug.data.vignettes import QUESTION
 from recipes.train.generate import clean_decode, generation_kwargs
+from recipes.train.schema import Fraction, Key, PosInt
+from recipes.train.seq2seq import SEQ2SEQ_KEYS, Seq2SeqTask
 
 NAME = "t5_diagnosis"
 ARCHITECTURE = "t5"
@@ -134,6 +136,41 @@ def probe_config(config: dict[str, Any]) -> Any:
         text_field="input", target_field="output", label_field="specialty", task_prefix=config["task_prefix"] or "",
         max_length=config["max_length"], max_target_length=config["max_target_length"],
     )  # fmt: skip
+
+
+class T5Diagnosis(Seq2SeqTask):
+    """The task object the training layer looks up as ``t5_diagnosis`` (recipes.train.task.TASKS)."""
+
+    NAME, ARCHITECTURE, TASK = NAME, ARCHITECTURE, TASK
+    keys = {
+        **SEQ2SEQ_KEYS,
+        "augment.copies": Key(PosInt, 1, "copies of each training input (the extra ones with phrases dropped)"),
+        "augment.drop_phrases": Key(Fraction, 0.0, "probability of dropping each finding in a copy"),
+        "constrain_to_labels": Key(bool, False, "decode only diagnosis names seen in the training split"),
+    }
+    defaults = {
+        "base": "sample_data/bases/t5", "special_tokens": [], "register_special_tokens": False, "decoder_prompt": False,
+        "data.task": "diagnosis", "generation.max_new_tokens": 24, "lora.target_modules": ["q", "v"],
+    }  # fmt: skip
+
+    def pairs(self, records: list[dict[str, Any]], config: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+        return pairs(records, config)
+
+    def label_targets(self, records: list[dict[str, Any]]) -> list[str]:
+        return label_targets(records)
+
+    def drop_phrases(self, text: str, rate: float, rng: random.Random) -> str:
+        return drop_phrases(text, rate, rng)
+
+    def evaluate(self, model: Any, tokenizer: Any, records: list[dict[str, Any]], config: dict[str, Any], device: Any,
+                 codes: set[str] | None = None, prefix: str = "eval") -> tuple[dict[str, float], list[dict[str, Any]]]:  # fmt: skip
+        return evaluate(model, tokenizer, records, config, device, codes, prefix)
+
+    def probe_config(self, config: dict[str, Any]) -> Any:
+        return probe_config(config)
+
+
+TASK_OBJECT = T5Diagnosis()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,6 @@ embeddings of a short description, e.g. ``<v>`` → "visit start", a code → it
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 DESCRIPTIONS = {
@@ -19,18 +18,19 @@ DESCRIPTIONS = {
 }
 
 
-_DROPOUT_KEY = {"t5_diagnosis": "dropout_rate", "bart_ehrgen": "dropout"}
+DROPOUT_KEYS = ("dropout_rate", "dropout", "hidden_dropout_prob")  # T5, BART, BERT-style configs
 
 
-def load_base(base: str, recipe: str, dropout: float | None = None) -> tuple[Any, Any]:
+def load_base(base: str, recipe: str | None = None, dropout: float | None = None) -> tuple[Any, Any]:
     """Tokenizer and model from a local ``save_pretrained`` dir or a hub id, always in fp32.
 
-    ``dropout`` replaces the base's dropout rate (T5 ``dropout_rate``, BART ``dropout``); None keeps it.
+    ``dropout`` replaces the base's dropout rate under whichever name its config uses (BART ``dropout``,
+    T5 ``dropout_rate``); None keeps it. ``recipe`` is accepted for older callers and not used.
     """
     import os
 
     import torch
-    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoTokenizer
 
     from ehrdebug.errors import UserError
 
@@ -39,7 +39,11 @@ def load_base(base: str, recipe: str, dropout: float | None = None) -> tuple[Any
         raise UserError(f"base model directory not found: {base} (a local dir or a hub id such as t5-small)")
     try:
         tokenizer = AutoTokenizer.from_pretrained(os.path.expanduser(base))
-        extra = {} if dropout is None else {_DROPOUT_KEY.get(recipe, "dropout"): float(dropout)}
+        extra: dict[str, Any] = {}
+        if dropout is not None:
+            base_config = AutoConfig.from_pretrained(os.path.expanduser(base))
+            key = next((k for k in DROPOUT_KEYS if hasattr(base_config, k)), "dropout")
+            extra[key] = float(dropout)
         model = AutoModelForSeq2SeqLM.from_pretrained(os.path.expanduser(base), dtype=torch.float32, **extra)
     except (OSError, ValueError) as exc:  # no weights / no tokenizer files in the directory
         raise UserError(f"cannot load base {base!r}: {str(exc).strip().splitlines()[0]}") from exc
@@ -54,9 +58,11 @@ def _hub_like(name: str) -> bool:
 
 
 def top_codes(targets: list[str], structural: set[str], n: int) -> list[str]:
-    """The ``n`` most frequent codes in the training targets (ties broken alphabetically)."""
-    counts = Counter(w for t in targets for w in t.split() if w not in structural)
-    return [code for code, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:n]]
+    """The ``n`` most frequent codes in the training targets: the core counter ``ehrdebug.codes.top_codes``,
+    the same one the add-code-tokens fix uses, so a fixed checkpoint gets the codes training would add."""
+    from ehrdebug.codes import top_codes as count_top
+
+    return count_top(targets, n, structural)
 
 
 def _space_marked(tokenizer: Any) -> bool:

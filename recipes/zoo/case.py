@@ -18,7 +18,7 @@ from ehrdebug.findings import Finding, Report, Severity
 @dataclass(frozen=True)
 class Case:
     name: str
-    seed: str  # which field report: "000" (BART EHR) or "002" (T5 diagnosis)
+    seed: str  # which field report: "000" (BART EHR), "002" (T5 diagnosis), "001"/"004" (code models)
     failure: str  # what goes wrong, in the report's words
     how: str  # how the case reproduces it for real
     probe: str  # the probe id that must fire (warn or fail)
@@ -29,6 +29,8 @@ class Case:
     evidence: Callable[[Path], list[Finding]] | None = None  # probe runner when the doctor has no run to read
     expect_crash: bool = False  # training itself fails (seed 002's collator crash)
     match: str = ""  # only findings whose title holds this text count (a probe that reports several issues)
+    # writes data the case needs under the zoo's data root and returns the overrides naming it (a leaky copy)
+    prepare: Callable[[Path], tuple[str, ...]] | None = None
     notes: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> str:

@@ -8,6 +8,7 @@ curves, batches and generations.
 from __future__ import annotations
 
 from recipes.zoo.case import Case
+from recipes.zoo.code_cases import CODE_CASES
 
 HEALTHY_BART = "bart_ehrgen_small"
 T5 = "t5_diagnosis_small"
@@ -163,5 +164,7 @@ CASES_LIST: list[Case] = [
         match="same output for every input",
     ),
 ]
+
+CASES_LIST += CODE_CASES  # BEHRT (seeds 001, 004): recipes/zoo/code_cases.py
 
 CASES: dict[str, Case] = {case.name: case for case in CASES_LIST}

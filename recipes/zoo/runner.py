@@ -49,17 +49,17 @@ def config_path(name: str) -> Path:
 
 
 def build_config(case: Case, extra: list[str] | None = None) -> dict[str, Any]:
-    from recipes.train import load_config
+    from recipes.train import load_recipe_config
 
     overrides = list(case.overrides) + list(extra or [])
     if not (CONFIG_DIR / f"{case.config}.yaml").is_file() and case.config.startswith("t5_diagnosis"):
-        return load_config(None, ["recipe=t5_diagnosis", *overrides])  # the recipe's built-in defaults
-    return load_config(str(config_path(case.config)), overrides)
+        return load_recipe_config(None, ["recipe=t5_diagnosis", *overrides])  # the recipe's built-in defaults
+    return load_recipe_config(str(config_path(case.config)), overrides)
 
 
 def diagnose_run(case: Case, run_dir: Path) -> Report:
     """The doctor's report on the run, plus the case's own probe call when the doctor cannot read it."""
-    from recipes.fixes.diagnosis import diagnose_run as diagnose
+    from probes.doctor import diagnose
 
     report = diagnose(run_dir)
     if case.evidence is not None and not [f for f in report.findings if f.probe == case.probe]:
@@ -73,7 +73,7 @@ def _train(config: dict[str, Any], run_dir: Path) -> tuple[Path, str]:
 
     try:
         return Path(run_training(config, out_dir=run_dir)), ""
-    except (ValueError, TypeError, RuntimeError) as exc:
+    except (ValueError, TypeError, RuntimeError, IndexError) as exc:  # IndexError: cross-entropy on a -1 label
         return run_dir, f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
 
 
@@ -92,7 +92,8 @@ def run_case(case: Case, out: str | os.PathLike[str], extra: list[str] | None = 
     from recipes.zoo.data import tiny_root
 
     root = tiny_root(Path(data_root) if data_root else out_dir.parent / "zoo-data")
-    config = build_config(case, [f"data.root={root.resolve()}", *(extra or [])])
+    prepared = list(case.prepare(root)) if case.prepare is not None else []  # data the case writes (a leaky copy)
+    config = build_config(case, [f"data.root={root.resolve()}", *prepared, *(extra or [])])
     (out_dir / "broken.config.json").write_text(json.dumps(config, indent=2, default=str) + "\n", encoding="utf-8")
     start = time.time()
     run_dir, crashed = _train(config, run_dir)
@@ -106,14 +107,14 @@ def run_case(case: Case, out: str | os.PathLike[str], extra: list[str] | None = 
 def fix_and_rerun(run: CaseRun, out: str | os.PathLike[str], extra: list[str] | None = None) -> CaseRun:
     """Apply the case's fix-recipe to the broken run (a new config), retrain it and diagnose again."""
     from recipes.fixes import apply_fixes
-    from recipes.train import load_config
+    from recipes.train import load_recipe_config
 
     out_dir = Path(out)
     start = time.time()
     result = apply_fixes(run.run_dir, [run.case.fix], out_dir / "fix")
     if result.config_path is None:
         raise RuntimeError(f"zoo case {run.case.name}: fix {run.case.fix} produced no config to retrain")
-    config = load_config(str(result.config_path), list(extra or []))
+    config = load_recipe_config(str(result.config_path), list(extra or []))
     run_dir, crashed = _train(config, out_dir / "fixed")
     if crashed:
         raise RuntimeError(f"zoo case {run.case.name}: the fixed run failed: {crashed}")

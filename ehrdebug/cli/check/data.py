@@ -16,6 +16,7 @@ def check_data(
     patient_field: str | None = typer.Option(None, "--patient-field", help="Column holding the patient id."),
     label_field: str | None = typer.Option(None, "--label-field", help="Column holding the class label."),
     text_field: str | None = typer.Option(None, "--text-field", help="Column compared for duplicates (default: all but ids/labels)."),
+    target_field: str | None = typer.Option(None, "--target-field", help="Target column compared with --text-field (default: a guess)."),
     per_device_batch: int | None = typer.Option(None, "--per-device-batch", help="per_device_train_batch_size."),
     grad_accum: int | None = typer.Option(None, "--grad-accum", help="gradient_accumulation_steps."),
     devices: int | None = typer.Option(None, "--devices", help="Number of devices (data-parallel processes)."),
@@ -52,7 +53,7 @@ def check_data(
             if flags.get(f.name) is not None:
                 setattr(plan, f.name, flags[f.name])
     findings = run_data_probes(train, validation, test, config=cfg, patient_field=patient_field,
-                               label_field=label_field, text_field=text_field, plan=plan, limit=limit,
+                               label_field=label_field, text_field=text_field, target_field=target_field, plan=plan, limit=limit,
                                subject=os.path.basename(train))
     splits = {k: v for k, v in (("train", train), ("validation", validation), ("test", test)) if v}
     report = Report(subject=f"data {', '.join(f'{k}={v}' for k, v in splits.items())}", findings=findings,

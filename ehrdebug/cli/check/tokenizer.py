@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 @app.command("tokenizer")
 def check_tokenizer(
     tokenizer: str = typer.Argument(..., help="Tokenizer directory (tokenizer.json, vocab.json+merges.txt, spiece.model, tokenizer.model or vocab.txt) or a hub id."),
-    data: str = typer.Option(..., "--data", help="Sequences: CSV, JSONL, Parquet or one sequence per line."),
+    data: str = typer.Option(..., "--data", help="Sequences: CSV, JSONL, Parquet, one sequence per line, or code records (a 'codes' list per record)."),
     field: str | None = typer.Option(None, "--field", help="Column holding the text (default: text_field, else a guess)."),
     structural_tokens: str | None = typer.Option(None, "--structural-tokens", help="Comma-separated, e.g. '<demo>,<v>,<\\v>,<END>' (default: config, else found in the data)."),
     code_systems: str | None = typer.Option(None, "--code-systems", help="Comma-separated code systems, e.g. icd9,icd9_nodot (default: detected)."),
@@ -38,6 +38,7 @@ def check_tokenizer(
 
     from ehrdebug.cli.common import check_report_options, emit_report
     from ehrdebug.codes import resolve_systems
+    from ehrdebug.codetok import read_code_texts, saved_value_edges
     from ehrdebug.config import load_config, split_tokens
     from ehrdebug.errors import UserError, require_file
     from ehrdebug.findings import Report
@@ -45,7 +46,7 @@ def check_tokenizer(
     from ehrdebug.tokenizers import load_tokenizer
     from probes.tokenizer_suite import run_tokenizer_probes
 
-    check_report_options(fmt, fail_on)
+    check_report_options(fmt, fail_on, output, (tokenizer, data, config))  # never overwrite an input
     if limit < 1:
         raise UserError(f"--limit must be at least 1, not {limit}")
     if max_length is not None and max_length < 1:
@@ -63,7 +64,9 @@ def check_tokenizer(
         raise UserError(str(exc)) from exc
     tok = load_tokenizer(tokenizer)
     stats = ReadStats()
-    texts = read_texts(data, cfg.text_field or None, limit=limit, stats=stats)
+    texts = None if cfg.text_field else read_code_texts(data, limit, stats=stats, value_bins=saved_value_edges(tokenizer))
+    if texts is None:  # not code-sequence records: one text column (or whole lines)
+        texts = read_texts(data, cfg.text_field or None, limit=limit, stats=stats)
     findings = run_tokenizer_probes(tok, texts, cfg)
     findings.insert(0, _input_finding(data, stats, len(texts), tok.name))
     report = Report(
@@ -72,7 +75,7 @@ def check_tokenizer(
         meta={"command": "check tokenizer", "tokenizer": tok.describe(), "data": data, "read": stats.summary(),
               "max_length": cfg.max_length},
     )
-    raise typer.Exit(emit_report(report, fmt, fail_on, output))
+    raise typer.Exit(emit_report(report, fmt, fail_on, output, inputs=(tokenizer, data, config)))
 
 
 def _input_finding(path: str, stats: ReadStats, n_texts: int, subject: str) -> Finding:

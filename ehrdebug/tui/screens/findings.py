@@ -1,13 +1,13 @@
 """Findings: probe results by severity with evidence and recipes; re-run the doctor from here.
 
-The doctor runs as ``ehrdebug doctor CHECKPOINT --format json`` in a separate process watched by a
-worker thread: the UI stays responsive, and cancelling really stops the work (the process is ended).
+The doctor runs as ``ehrdebug doctor RUN --format json`` (``services.start_doctor``) in a separate process
+watched by a worker thread: the UI stays responsive, and cancelling really stops the work. What is shown
+when the screen opens is ``services.saved_findings``: the run's logged findings and its newest doctor report.
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -24,8 +24,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from ehrdebug.tui.model import SEVERITY_STYLE
-
-DOCTOR_REPORT = "doctor-report.json"
+from ehrdebug.tui.services import DOCTOR_REPORT  # noqa: F401 - where the TUI keeps its copy (tests read it)
 
 
 def finding_detail(finding: Any) -> Group:
@@ -75,8 +74,8 @@ class FindingsScreen(Screen[None]):
     HELP_TITLE = "Findings"
     HELP = (
         "Probe results, worst first, with their evidence, the rule applied and the recipes that answer them. "
-        "d re-runs the doctor on the latest checkpoint in a separate process (k cancels it); its report is "
-        "kept in the run's artifacts/ folder."
+        "d re-runs the doctor on the run (as `ehrdebug doctor RUN`) in a separate process (k cancels it); its "
+        "report is kept in the run's artifacts/ folder and shown here the next time."
     )
     BINDINGS = [
         Binding("d", "doctor", "Run doctor"),
@@ -91,7 +90,7 @@ class FindingsScreen(Screen[None]):
         self.target = Path(target) if target else None
         self.findings: list[Any] = []
         self.source = ""
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: Any = None  # the doctor's process while it runs
         self.job: Worker[Any] | None = None
         self._job_text = ""
 
@@ -114,21 +113,9 @@ class FindingsScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="findings-load")
     def _load(self) -> None:
-        from ehrdebug.findings import Report
+        from ehrdebug.tui import services
 
-        findings = list(self.run.findings())
-        source = "logged by the run" if findings else ""
-        saved = Path(self.run.artifacts_dir) / DOCTOR_REPORT
-        if saved.is_file():
-            try:
-                report = Report.from_dict(json.loads(saved.read_text(encoding="utf-8")))
-                findings = report.findings + findings
-                source = (
-                    f"doctor report ({time.strftime('%H:%M', time.localtime(saved.stat().st_mtime))})"
-                    + (f" + {source}" if source else "")
-                )
-            except (OSError, ValueError) as exc:
-                source = f"unreadable {saved.name}: {exc}"
+        findings, source = services.saved_findings(self.run)
         self.app.call_from_thread(self.show_findings, findings, source)
 
     def show_findings(self, findings: list[Any], source: str) -> None:
@@ -170,60 +157,38 @@ class FindingsScreen(Screen[None]):
             return
         from ehrdebug.tui import services
 
-        target = self.target or services.checkpoint_for(self.run)
-        cmd = services.doctor_command(target)
-        self._job_text = f"{services.describe_command(cmd)}  (k cancels)"
+        target = self.target or services.doctor_target(self.run)
+        self._job_text = f"{services.describe_command(services.doctor_command(target))}  (k cancels)"
         self._set_job(f"[yellow]running[/] {self._job_text}")
-        self.job = self._run_doctor(cmd)
+        self.job = self._run_doctor(target)
 
     @work(thread=True, exclusive=True, group="doctor")
-    def _run_doctor(self, cmd: list[str]) -> None:
+    def _run_doctor(self, target: Path) -> None:
         from ehrdebug.tui import services
 
         worker = get_current_worker()
         started = time.monotonic()
-        log = Path(self.run.artifacts_dir) / "doctor.log"
-        Path(self.run.artifacts_dir).mkdir(parents=True, exist_ok=True)
-        out_path = Path(self.run.artifacts_dir) / (DOCTOR_REPORT + ".partial")
-        with open(out_path, "wb") as out, open(log, "ab") as err:
-            self.proc = subprocess.Popen(cmd, stdout=out, stderr=err, start_new_session=True)
-            ticks = 0
-            while self.proc.poll() is None:
-                ticks += 1
-                if ticks % 10 == 0:
-                    elapsed = f"{time.monotonic() - started:.0f}s"
-                    self.app.call_from_thread(self._set_job, f"[yellow]running {elapsed}[/] {self._job_text}")
-                if worker.is_cancelled:
-                    self.proc.terminate()
-                    try:
-                        self.proc.wait(5)
-                    except subprocess.TimeoutExpired:
-                        self.proc.kill()
-                    out_path.unlink(missing_ok=True)
-                    self.app.call_from_thread(self._set_job, "[yellow]doctor cancelled[/]")
-                    return
-                time.sleep(0.1)
-        code = self.proc.returncode
-        elapsed = time.monotonic() - started
-        text = out_path.read_text(encoding="utf-8", errors="replace")
+        job = services.start_doctor(target, self.run.artifacts_dir)
+        self.proc = job.proc
+        ticks = 0
+        while job.running():
+            ticks += 1
+            if ticks % 10 == 0:
+                elapsed = f"{time.monotonic() - started:.0f}s"
+                self.app.call_from_thread(self._set_job, f"[yellow]running {elapsed}[/] {self._job_text}")
+            if worker.is_cancelled:
+                job.cancel()
+                self.app.call_from_thread(self._set_job, "[yellow]doctor cancelled[/]")
+                return
+            time.sleep(0.1)
         try:
-            report = services.report_from_json(text)
-        except ValueError:
-            tail = (
-                log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-1:]
-                if log.exists()
-                else []
-            )
-            out_path.unlink(missing_ok=True)
-            self.app.call_from_thread(
-                self._set_job, f"[red]doctor failed (exit {code}): {' '.join(tail)[:200]}[/]"
-            )
+            report = job.report()
+        except ValueError as exc:
+            self.app.call_from_thread(self._set_job, f"[red]{exc}[/]")
             return
-        out_path.replace(Path(self.run.artifacts_dir) / DOCTOR_REPORT)
         logged = list(self.run.findings())
-        self.app.call_from_thread(
-            self.show_findings, report.findings + logged, f"doctor report, {elapsed:.1f}s"
-        )
+        elapsed = time.monotonic() - started
+        self.app.call_from_thread(self.show_findings, report.findings + logged, f"doctor report, {elapsed:.1f}s")
 
     def action_cancel(self) -> None:
         if self.job is not None and self.job.state == WorkerState.RUNNING:

@@ -1,9 +1,9 @@
 """Fix and retrain: pick findings' fixes → preview each change → apply to a copy → retrain in a separate
 process → follow it live → compare before and after.
 
-Everything goes through ``recipes.fixes`` (the same ``preview``/``apply_fixes`` as ``ehrdebug fix``) and
-the retraining is ``ehrdebug train FIXED/config.yaml`` started as its own process, so closing the TUI
-never loses a training run and the fixed copy never touches the original.
+Everything goes through ``ehrdebug.tui.services`` (the same planner, ``preview`` and ``apply_fixes`` as
+``ehrdebug fix``) and the retraining is ``ehrdebug train FIXED/config.yaml`` started as its own process, so
+closing the TUI never loses a training run and the fixed copy never touches the original.
 """
 
 from __future__ import annotations
@@ -24,16 +24,10 @@ from textual.widgets.selection_list import Selection
 
 
 def plan_fixes(findings: list[Any]) -> tuple[list[tuple[str, str, bool]], list[str]]:
-    """``[(fix id, why, preselected)]`` from warn/fail findings first, then every other fix, and the
-    advice ids the findings name (shown, never applied)."""
-    from ehrdebug.recipe_ids import ADVICE
-    from recipes.fixes import REGISTRY
-    from recipes.fixes.apply import named_recipes
+    """The service's fix planner (kept importable here for the screen's callers)."""
+    from ehrdebug.tui import services
 
-    named = named_recipes(findings)
-    rows = [(rid, "; ".join(f.title for f in found), True) for rid, found in named.items() if rid in REGISTRY]
-    rows += [(rid, fix.summary, False) for rid, fix in REGISTRY.items() if rid not in named]
-    return rows, [rid for rid in named if rid in ADVICE]
+    return services.plan_fixes(findings)
 
 
 class FixScreen(Screen[None]):
@@ -79,19 +73,10 @@ class FixScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="fix-load")
     def _load(self) -> None:
-        import json
+        from ehrdebug.tui import services
 
-        from ehrdebug.findings import Report
-        from ehrdebug.tui.screens.findings import DOCTOR_REPORT
-
-        findings = list(self.run.findings())
-        saved = Path(self.run.artifacts_dir) / DOCTOR_REPORT
-        if saved.is_file():
-            try:
-                findings = Report.from_dict(json.loads(saved.read_text(encoding="utf-8"))).findings + findings
-            except (OSError, ValueError):
-                pass
-        rows, advice = plan_fixes(findings)
+        findings, _ = services.saved_findings(self.run)
+        rows, advice = services.plan_fixes(findings)
         self.app.call_from_thread(self._fill, rows, advice, len(findings))
 
     def _fill(self, rows: list[tuple[str, str, bool]], advice: list[str], n_findings: int) -> None:
@@ -122,26 +107,19 @@ class FixScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="fix-preview")
     def _preview(self, ids: list[str]) -> None:
         from ehrdebug.errors import UserError
-        from recipes.fixes import get, resolve_target
+        from ehrdebug.tui import services
 
         text = Text()
         if not ids:
             text.append("Tick fixes with space to see what they change.", style="dim")
         else:
             try:
-                target = resolve_target(self.run.path)
+                previews = services.preview_fixes(self.run.path, ids)
             except UserError as exc:
                 self.app.call_from_thread(self._set_preview, Text(str(exc), style="red"))
                 return
-            for rid in ids:
-                fix = get(rid)
+            for rid, lines in previews:
                 text.append(f"{rid}\n", style="bold green")
-                try:
-                    lines = fix.preview(target)
-                except UserError as exc:
-                    lines = [f"cannot apply here: {exc}"]
-                except Exception as exc:  # noqa: BLE001 - one broken preview must not hide the others
-                    lines = [f"preview failed: {type(exc).__name__}: {exc}"]
                 for line in lines:
                     text.append(f"  {line}\n")
         self.app.call_from_thread(self._set_preview, text)
@@ -153,23 +131,23 @@ class FixScreen(Screen[None]):
         self.query_one("#fix-log", RichLog).write(line)
 
     def action_apply(self) -> None:
-        from recipes.fixes.base import default_out_dir
+        from ehrdebug.tui import services
 
         ids = self.selected()
         if not ids:
             self.notify("Tick at least one fix (space).", severity="warning")
             return
-        out = self.out_dir if self.out_dir and not self.out_dir.exists() else default_out_dir(Path(self.run.path))
+        out = services.fix_out_dir(self.run.path, self.out_dir)
         self._log(f"applying {', '.join(ids)} to a copy in {out} …")
         self._apply(ids, out)
 
     @work(thread=True, exclusive=True, group="fix-apply")
     def _apply(self, ids: list[str], out: Path) -> None:
         from ehrdebug.errors import UserError
-        from recipes.fixes import apply_fixes
+        from ehrdebug.tui import services
 
         try:
-            result = apply_fixes(self.run.path, ids, out, skip_inapplicable=True)
+            result = services.apply_fixes(self.run.path, ids, out)
         except UserError as exc:
             self.app.call_from_thread(self._log, Text(f"cannot apply: {exc}", style="red"))
             return
@@ -190,12 +168,7 @@ class FixScreen(Screen[None]):
         if self.proc is not None and self.proc.poll() is None:
             self.notify("Retraining is already running (k stops it).")
             return
-        from recipes.fixes.base import load_yaml
-
-        config = load_yaml(Path(self.result.config_path))
-        self.new_run_dir = Path(
-            str(self.train_overrides.get("out") or config.get("out") or Path(self.result.out_dir) / "run")
-        )
+        self.new_run_dir = services.retrain_run_dir(self.result, self.train_overrides)
         cmd = services.train_command(self.result.config_path, self.train_overrides)
         log_path = Path(self.result.out_dir) / "train.log"
         self.proc = services.spawn(cmd, log_path)

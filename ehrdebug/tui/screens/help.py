@@ -12,6 +12,17 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Static
 
+# every screen of the app, one line each (the app and the help screen both read it)
+SCREENS_HELP = [
+    ("Runs", "every run under the folder, with status, architecture, best validation metric"),
+    ("Live run", "curves, learning rate, throughput, ETA, samples and alerts, followed live"),
+    ("Findings", "probe results by severity with evidence and recipes; re-run the doctor"),
+    ("Token inspector", "token pieces coloured: structural tokens, codes, which labels carry loss"),
+    ("Sampler", "a prompt → generations with per-step top-k and the structural token's probability"),
+    ("Fix and retrain", "pick findings, preview fixes, apply to a copy, retrain, compare"),
+    ("Compare", "two or more runs side by side: curves, final metrics, config differences"),
+]
+
 
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q,question_mark,f1", "close", "Close", key_display="esc")]
@@ -25,8 +36,6 @@ class HelpScreen(ModalScreen[None]):
             yield Static(self._content(), id="help-text")
 
     def _content(self) -> Table:
-        from ehrdebug.tui.app import SCREENS_HELP
-
         table = Table.grid(padding=(0, 2))
         table.add_column(style="bold cyan", no_wrap=True)
         table.add_column()

@@ -190,9 +190,9 @@ class LiveScreen(Screen[None]):
         name = views[self.view % len(views)]
         curves: list[Curve] = []
         if name == "loss":
-            curves.append(Curve("train", history.train.steps, history.train.values))
+            curves.append(Curve("train", *history.train.arrays()))
             for key, series in sorted(history.evals.items()):
-                curves.append(Curve(key, series.steps, series.values))
+                curves.append(Curve(key, *series.arrays()))
             title = "loss (train / validation)"
         else:
             key = (
@@ -201,7 +201,7 @@ class LiveScreen(Screen[None]):
                 else ("learning_rate" if "learning_rate" in history.metrics else "lr")
             )
             series = history.metrics[key]
-            curves.append(Curve(key, series.steps, series.values))
+            curves.append(Curve(key, *series.arrays()))
             title = key
         self.query_one(CurvePlot).set_curves(
             curves, title=f"{title}  [{self.view % len(views) + 1}/{len(views)}]", log_y=self.log_y
