@@ -41,7 +41,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     args = parser.parse_args()
     from ehrdebug.tui.app import EhrDebugApp
-    from ehrdebug.tui.simulate import write_big_log
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # test scaffolding lives there
+    from tui_simulate import write_big_log
 
     with tempfile.TemporaryDirectory() as tmp:
         path = write_big_log(Path(tmp) / "live", args.existing)

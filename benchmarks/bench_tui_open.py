@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,11 +21,12 @@ def main() -> None:
     args = parser.parse_args()
     from ehrdebug.runstore import open_run
     from ehrdebug.tui.model import LiveState, downsample
-    from ehrdebug.tui.simulate import write_big_log
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # test scaffolding lives there
+    from tui_simulate import write_big_log
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "big-run"
-        # (the log is written in bulk with the run store's own encoder; see ehrdebug/tui/simulate.py)
+        # (the log is written in bulk with the run store's own encoder; see tests/tui_simulate.py)
         t = time.perf_counter()
         write_big_log(path, args.lines)
         size = (path / "events.jsonl").stat().st_size

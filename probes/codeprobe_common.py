@@ -26,14 +26,6 @@ def batch_list(batches: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> list
     return list(batches)
 
 
-def stack_key(batches: Sequence[Mapping[str, Any]], key: str):
-    """All rows of ``key`` across batches, flattened per batch (batches may differ in length)."""
-    import numpy as np
-
-    parts = [as_array(b[key]).reshape(-1) for b in batches if key in b and b[key] is not None]
-    return np.concatenate(parts) if parts else None
-
-
 def special_ids_from_tokenizer(tokenizer: Any) -> dict[str, int]:
     """Every special token of a tokenizer (``[PAD]``, ``[CLS]``, ``[SEP]``, ``[MASK]``, ``[UNK]``, visit
     separators added as special tokens) by its text."""

@@ -135,6 +135,7 @@ def model_findings(model: Any, tokenizer: Any, record: RunRecord, examples: list
         base_vocab_size=record.base_vocab_size(), generation_kwargs=kwargs, reference_state=reference_state(record, model),
         code_vocabulary=record.code_vocabulary(sources), max_examples=DOCTOR_GENERATIONS,
         decoding_source="the run's config (run.json generation)" if kwargs else "the checkpoint's generation_config",
+        decoder_prompt=record.decoder_writes_prompt,
     )
     return findings
 

@@ -35,10 +35,11 @@ PROBE = "generation.tf_vs_sampling"
 class Generated:
     prompts: list[str]
     texts: list[str]  # decoded continuation, structural tokens kept, pad/bos/foreign EOS dropped
-    ids: list[list[int]]  # generated ids only (no prompt, no decoder start)
+    ids: list[list[int]]  # generated ids (no decoder start; a decoder prefix it was given is included)
     ended: list[bool]  # stopped on the dataset's end token (or the model EOS when that is the end token)
     stopped_on_foreign_eos: list[bool] = field(default_factory=list)
     kwargs: dict[str, Any] = field(default_factory=dict)
+    prompted: bool = False  # the decoder was given the prompt as its prefix: texts are what it wrote after it
 
 
 def decoding_kwargs(tokenizer: Any, config: EhrDebugConfig | None, generation_kwargs: dict[str, Any] | None,
@@ -56,8 +57,20 @@ def decoding_kwargs(tokenizer: Any, config: EhrDebugConfig | None, generation_kw
     return kw
 
 
+def decoder_prefix(model: Any, tokenizer: Any, prompt: str) -> list[int]:
+    """What a decoder that writes the whole line has been given before its first free step: the decoder start,
+    then the prompt as a target (its trailing EOS dropped)."""
+    ids = tokenizer(text_target=prompt)["input_ids"]
+    if ids and ids[-1] == tokenizer.eos_token_id:
+        ids = ids[:-1]
+    return [model.config.decoder_start_token_id, *ids]
+
+
 def generate_outputs(model: Any, tokenizer: Any, prompts: list[str], config: EhrDebugConfig | None = None,
-                     generation_kwargs: dict[str, Any] | None = None, *, seed: int = 0) -> Generated:
+                     generation_kwargs: dict[str, Any] | None = None, *, seed: int = 0,
+                     decoder_prompt: bool = False) -> Generated:
+    """Generate for each prompt under ``generation_kwargs``; with ``decoder_prompt`` (a seq2seq run whose
+    decoder writes the whole line) the decoder starts from the prompt, as that run generates."""
     import torch
 
     kw = decoding_kwargs(tokenizer, config, generation_kwargs)
@@ -71,6 +84,7 @@ def generate_outputs(model: Any, tokenizer: Any, prompts: list[str], config: Ehr
     was_training = getattr(model, "training", False)
     model.eval()
     texts, all_ids, ended, foreign_stop = [], [], [], []
+    prompted = decoder_prompt and is_seq2seq(model)
     torch.manual_seed(seed)
     try:
         with torch.no_grad():
@@ -78,15 +92,18 @@ def generate_outputs(model: Any, tokenizer: Any, prompts: list[str], config: Ehr
                 enc = tokenizer(prompt, return_tensors="pt").to(device)
                 if not is_seq2seq(model) and enc["input_ids"][0, -1] == tokenizer.eos_token_id and enc["input_ids"].shape[1] > 1:
                     enc = {k: v[:, :-1] for k, v in enc.items()}
-                out = model.generate(**enc, **kw)[0].tolist()
+                given = decoder_prefix(model, tokenizer, prompt) if prompted else []
+                extra = {"decoder_input_ids": torch.tensor([given], device=device)} if given else {}
+                out = model.generate(**enc, **extra, **kw)[0].tolist()
                 gen = out[1:] if is_seq2seq(model) else out[enc["input_ids"].shape[1]:]
+                new = out[len(given):] if given else gen  # what the model wrote itself
                 all_ids.append(gen)
-                texts.append(" ".join(tokenizer.decode([t for t in gen if t not in drop], skip_special_tokens=False).split()))
-                ended.append(end_id is not None and end_id in gen)
-                foreign_stop.append(foreign is not None and foreign in gen and (end_id not in gen or gen.index(foreign) < gen.index(end_id)))
+                texts.append(" ".join(tokenizer.decode([t for t in new if t not in drop], skip_special_tokens=False).split()))
+                ended.append(end_id is not None and end_id in new)
+                foreign_stop.append(foreign is not None and foreign in new and (end_id not in new or new.index(foreign) < new.index(end_id)))
     finally:
         model.train(was_training)
-    return Generated(list(prompts), texts, all_ids, ended, foreign_stop, kw)
+    return Generated(list(prompts), texts, all_ids, ended, foreign_stop, kw, prompted)
 
 
 def _divergence(tokenizer: Any, target_ids: list[int], gen_ids: list[int]) -> dict[str, Any] | None:
@@ -110,6 +127,7 @@ def tf_vs_sampling(
     generated: Generated | None = None,
     max_examples: int = 8,
     decoding_source: str = "",
+    decoder_prompt: bool = False,
 ) -> list[Finding]:
     """Teacher-forced accuracy/loss vs structural validity, code validity and exact match when free-running.
 
@@ -134,16 +152,20 @@ def tf_vs_sampling(
         total += len(tf.target_ids) - start
     tf_acc = correct / total if total else 0.0
     tf_loss = sum(tf.loss for tf in tfs) / len(tfs)
-    gen = generated or generate_outputs(model, tokenizer, [p for p, _ in pairs], cfg, generation_kwargs)
+    gen = generated or generate_outputs(model, tokenizer, [p for p, _ in pairs], cfg, generation_kwargs,
+                                        decoder_prompt=decoder_prompt)
     n = min(len(gen.texts), len(pairs))
     ehr = any(VISIT_OPEN in t for _, t in pairs)
-    full = [g if DEMO in t else f"{p} {g}" for (p, t), g in zip(pairs[:n], gen.texts[:n], strict=True)]
-    exact = sum(" ".join(g.split()) == " ".join(t.split()) for (_, t), g in zip(pairs[:n], gen.texts[:n], strict=True)) / n
+    # the whole line the model produced: the prompt it was given (or the one before its continuation) + its text
+    full = [g if DEMO in t and not gen.prompted else f"{p} {g}" for (p, t), g in zip(pairs[:n], gen.texts[:n], strict=True)]
+    written = full if gen.prompted else gen.texts[:n]
+    exact = sum(" ".join(g.split()) == " ".join(t.split()) for (_, t), g in zip(pairs[:n], written, strict=True)) / n
     divs = [d for tf, ids in zip(tfs[:n], gen.ids[:n], strict=True) if (d := _divergence(tokenizer, tf.target_ids, ids))]
     kw = {k: v for k, v in gen.kwargs.items() if k in DECODING_KEYS}
     if "eos_token_id" in kw:
         kw["eos_token"] = _pieces(tokenizer, kw.pop("eos_token_id"))
-    evidence: dict[str, Any] = {"n": n, "decoding_source": decoding_source or "defaults completed by the probe", "tf_token_accuracy": round(tf_acc, 4), "tf_loss": round(tf_loss, 4),
+    evidence: dict[str, Any] = {"n": n, "decoding_source": decoding_source or "defaults completed by the probe",
+                                "decoder_given_prompt": gen.prompted, "tf_token_accuracy": round(tf_acc, 4), "tf_loss": round(tf_loss, 4),
                                 "exact_match": round(exact, 4), "decoding": kw,
                                 "ended_on_end_token": round(sum(gen.ended[:n]) / n, 4),
                                 "stopped_on_pretrained_eos": round(sum(gen.stopped_on_foreign_eos[:n]) / n, 4) if gen.stopped_on_foreign_eos else 0.0}

@@ -51,9 +51,9 @@ def _get(config: Any, attr: str) -> Any:
     return getattr(config, attr, None)
 
 
-def resolve_table_sizes(config: Any = None, model: Any = None, mapping: Mapping[str, str] | None = None) -> dict[str, int]:
-    """Table size per input from ``mapping`` (or the model's declaration) read on the config (or model.config)."""
-    config = config if config is not None else getattr(model, "config", None)
+def resolve_table_sizes(model_config: Any = None, model: Any = None, mapping: Mapping[str, str] | None = None) -> dict[str, int]:
+    """Table size per input from ``mapping`` (or the model's declaration) read on the model's config."""
+    config = model_config if model_config is not None else getattr(model, "config", None)
     if config is None:
         return {}
     tables = dict(mapping) if mapping else declared_tables(model if model is not None else config)
@@ -67,9 +67,9 @@ def resolve_table_sizes(config: Any = None, model: Any = None, mapping: Mapping[
 
 def probe_id_ranges(
     batches: Mapping[str, Any] | Sequence[Mapping[str, Any]],
-    config: Any = None,
-    *,
     model: Any = None,
+    *,
+    model_config: Any = None,
     mapping: Mapping[str, str] | None = None,
     table_sizes: Mapping[str, int] | None = None,
     categorical: Collection[str] = ("input_ids",),
@@ -78,15 +78,15 @@ def probe_id_ranges(
     """Compare every id stream of real batches with its embedding table.
 
     Table sizes come from ``table_sizes`` when given, else from ``mapping`` (input → config attribute, or
-    what the model declares) read on ``config``/``model.config``. ``categorical`` streams (codes) skip the
+    what the model declares) read on ``model_config`` (a config object or a config.json mapping) or ``model.config``. ``categorical`` streams (codes) skip the
     pile-up test: their last id is just another code.
     """
     items = batch_list(batches)
-    sizes = dict(table_sizes) if table_sizes else resolve_table_sizes(config, model, mapping)
+    sizes = dict(table_sizes) if table_sizes else resolve_table_sizes(model_config, model, mapping)
     if not items:
         return [Finding(PROBE, Severity.INFO, "no batches to check ids on", subject=subject)]
     if not sizes:
-        return [Finding(PROBE, Severity.INFO, "no embedding table sizes known (pass the model config or table_sizes=)",
+        return [Finding(PROBE, Severity.INFO, "no embedding table sizes known (pass the model, model_config= or table_sizes=)",
                         evidence={"batch_keys": sorted(map(str, items[0]))}, subject=subject)]
     findings: list[Finding] = []
     checked: dict[str, dict[str, Any]] = {}

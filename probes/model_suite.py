@@ -33,10 +33,12 @@ def run_model_probes(
     max_examples: int = 6,
     with_attribution: bool = True,
     decoding_source: str = "",
+    decoder_prompt: bool = False,
 ) -> list[Finding]:
     """Run trainable, new_embeddings, special_token_probability, tf_vs_sampling, degeneration, task_prefix,
     runtime (Mamba) and attribution on up to ``max_examples`` examples; a probe that crashes becomes an ``info``
-    finding. ``decoding_source`` says where ``generation_kwargs`` came from (stated in the evidence)."""
+    finding. ``decoding_source`` says where ``generation_kwargs`` came from (stated in the evidence);
+    ``decoder_prompt``: the decoder writes the whole line and generates from the prompt as its prefix."""
     cfg = config or EhrDebugConfig()
     sample = list(examples[:max_examples])
     findings: list[Finding] = []
@@ -61,7 +63,8 @@ def run_model_probes(
     run("model.special_token_probability", special_token_probability, model, tokenizer, sample, cfg, base_vocab_size=base_vocab_size,
         generation_kwargs=generation_kwargs)
     prompts = [example_pair(ex, cfg)[0] for ex in sample]
-    gen = run("generation.tf_vs_sampling", generate_outputs, model, tokenizer, prompts, cfg, generation_kwargs)
+    gen = run("generation.tf_vs_sampling", generate_outputs, model, tokenizer, prompts, cfg, generation_kwargs,
+              decoder_prompt=decoder_prompt)
     if gen is not None:
         run("generation.tf_vs_sampling", tf_vs_sampling, model, tokenizer, sample, cfg, generation_kwargs=generation_kwargs,
             code_vocabulary=code_vocabulary, generated=gen, max_examples=max_examples, decoding_source=decoding_source)

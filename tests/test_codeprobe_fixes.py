@@ -35,10 +35,17 @@ def test_mlm_fixes_restore_bert_masking():
 
 
 def test_grow_tables_covers_the_oldest_training_patient():
+    import math
+
+    from recipes.train.task import get_task
+
     cfg = _config("behrt_mlm_small", "model.age_vocab_size=40")
-    assert _apply("grow-embedding-tables", cfg) == {"model.age_vocab_size": 101}  # age 90 → 91 rows, +10%
-    cfg = _config("behrt_mlm_small", "age_bucket_years=0.5")  # null table (120 rows) against 181 half-year rows
-    assert _apply("grow-embedding-tables", cfg) == {"model.age_vocab_size": 200}
+    oldest = max(max(r["ages"]) for r in get_task("behrt_mlm").records(cfg, "train"))
+    assert oldest >= 60
+    assert _apply("grow-embedding-tables", cfg) == {"model.age_vocab_size": math.ceil((int(oldest) + 1) * 1.1)}
+    cfg = _config("behrt_mlm_small", "age_bucket_years=0.5")  # null table (120 rows) against the half-year ids
+    assert _apply("grow-embedding-tables", cfg) == {"model.age_vocab_size": math.ceil((int(oldest / 0.5) + 1) * 1.1)}
+    assert _apply("grow-embedding-tables", _config("behrt_mlm_small")) == {}  # 120 rows already cover the patients
 
 
 def test_drop_outcome_codes_measures_the_leak_on_the_training_records(tmp_path):

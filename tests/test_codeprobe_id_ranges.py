@@ -39,26 +39,27 @@ def config(data, **overrides):
 def test_healthy_batches_fit_their_tables(data):
     from probes.id_ranges import probe_id_ranges
 
-    findings = probe_id_ranges(encoded(data), config(data))
+    findings = probe_id_ranges(encoded(data), model_config=config(data))
     assert [f.severity for f in findings] == [Severity.OK]
     inputs = findings[0].evidence["inputs"]
     assert {"input_ids", "age_ids", "segment_ids", "position_ids"} <= set(inputs)
-    assert inputs["age_ids"]["max"] == 90 and inputs["age_ids"]["table_size"] == 120
+    assert inputs["age_ids"]["max"] == max(max(r["ages"]) for r in data[1]) and inputs["age_ids"]["table_size"] == 120
 
 
 def test_ages_beyond_the_table_fail_with_the_max_seen(data):
     from probes.id_ranges import probe_id_ranges
 
-    findings = probe_id_ranges(encoded(data), config(data, age_vocab_size=40))
+    findings = probe_id_ranges(encoded(data), model_config=config(data, age_vocab_size=40))
     fail = [f for f in findings if f.severity == Severity.FAIL]
     assert len(fail) == 1 and fail[0].evidence["input"] == "age_ids"
-    assert fail[0].evidence["max"] == 90 and fail[0].evidence["out_of_range"] > 0 and fail[0].examples
+    assert fail[0].evidence["max"] == max(max(r["ages"]) for r in data[1]) >= 40
+    assert fail[0].evidence["out_of_range"] > 0 and fail[0].examples
     assert "grow-embedding-tables" in fail[0].recipes
     # and the model itself would have refused the batch
     import torch
 
-    from ehrdebug.models.behrt import BehrtModel
     from ehrdebug.models.batching import model_inputs
+    from ehrdebug.models.behrt import BehrtModel
 
     batch = encoded(data)[0]
     with pytest.raises((ValueError, IndexError)):
@@ -69,7 +70,7 @@ def test_ages_beyond_the_table_fail_with_the_max_seen(data):
 def test_ages_clamped_upstream_pile_up_on_the_last_row(data):
     from probes.id_ranges import probe_id_ranges
 
-    findings = probe_id_ranges(encoded(data, max_age_ids=40), config(data, age_vocab_size=40))
+    findings = probe_id_ranges(encoded(data, max_age_ids=40), model_config=config(data, age_vocab_size=40))
     warn = [f for f in findings if f.severity == Severity.WARN]
     assert len(warn) == 1 and warn[0].evidence["input"] == "age_ids"
     assert warn[0].evidence["at_last_row"] > 100 and warn[0].evidence["pile_up_ratio"] >= 4
@@ -89,11 +90,15 @@ def test_tables_from_a_declared_mapping_and_implicit_positions():
         config = Config()
 
     assert declared_tables(Model()) == Model.embedding_tables
+    assert resolve_table_sizes(model=Model()) == resolve_table_sizes(Config(), mapping=Model.embedding_tables)
     assert resolve_table_sizes(model=Model()) == {"input_ids": 50, "age_ids": 10}
     batch = {"input_ids": [[1, 2, 3, 4]] * 3, "age_ids": [[3, 12, 12, 1]] * 3, "attention_mask": [[1, 1, 1, 1]] * 3}
     findings = probe_id_ranges(batch, model=Model())
     assert [f.evidence["input"] for f in findings if f.severity == Severity.FAIL] == ["age_ids"]
     long = {"input_ids": [list(range(12))]}
-    findings = probe_id_ranges(long, Config(), mapping={"input_ids": "vocab_size", "position_ids": "max_position_embeddings"})
+    findings = probe_id_ranges(long, model_config=Config(), mapping={"input_ids": "vocab_size", "position_ids": "max_position_embeddings"})
     assert [f.evidence["longest_sequence"] for f in findings if f.severity == Severity.FAIL] == [12]
     assert probe_id_ranges(batch)[0].severity == Severity.INFO  # no sizes known: says so, does not guess
+    # a checkpoint's config.json read as a mapping, with the shared EHR embedding's stream names
+    assert resolve_table_sizes({"vocab_size": 50, "age_vocab_size": 10, "model_type": "behrt"}) == {
+        "input_ids": 50, "age_ids": 10}

@@ -117,3 +117,13 @@ def test_write_meds_predictions_schema(tmp_path: Path) -> None:
     names = (meds.LabelSchema.subject_id_name, meds.LabelSchema.prediction_time_name,
              meds.LabelSchema.boolean_value_name)
     assert tuple(table.column_names[:3]) == names
+
+
+def test_meds_predictions_pass_the_meds_evaluation_schema(tmp_path: Path) -> None:
+    schema = pytest.importorskip("meds_evaluation.schema")
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "p.parquet"
+    m.write_meds_predictions(str(path), [{"subject_id": 7, "prediction_time": datetime(2021, 5, 1), "boolean_value": False,
+                                          "predicted_boolean_probability": 0.3}])
+    schema.PredictionSchema.validate(pq.read_table(path))  # raises on a wrong name or type

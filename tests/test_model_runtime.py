@@ -59,3 +59,69 @@ def test_timed_probe_reports_the_slowdown():
     f = mamba_fast_path(mf.tiny_mamba(), time_it=True, seq_len=32)[0]
     assert f.evidence["forward_seconds"] > 0 and f.evidence["reference_seconds"] > 0
     assert "slowdown_vs_transformer" in f.evidence
+
+
+def _tiny_ehrmamba(**kw):
+    import torch
+
+    from ehrdebug.models.ehrmamba import EhrMambaConfig, EhrMambaForCausalLM
+
+    torch.manual_seed(0)
+    return EhrMambaForCausalLM(EhrMambaConfig(vocab_size=48, hidden_size=32, num_hidden_layers=2, state_size=8, **kw))
+
+
+def test_cpu_ehrmamba_states_the_pure_pytorch_path_and_its_measured_step_time():
+    model = _tiny_ehrmamba()
+    facts = gather_mamba_facts(model)
+    assert facts.model_type == "ehrmamba" and any(k.startswith("mamba_ssm.") for k in facts.kernel_functions)  # found via the backbone
+    f = mamba_fast_path(model, time_it=True, seq_len=48, steps_per_epoch=100)[0]
+    assert f.severity == Severity.INFO and "pure-PyTorch" in f.title and "s per training step" in f.title
+    ev = f.evidence
+    assert ev["step_seconds"] > 0 and ev["reference_step_seconds"] > 0 and ev["seq_len"] == 48
+    assert ev["epoch_seconds_estimate"] == round(ev["step_seconds"] * 100, 1)
+    assert 0.5 < ev["reference_parameters"] / ev["parameters"] < 2.0  # the comparison transformer is parameter-matched
+
+
+def test_probe_builds_the_model_from_a_config_or_a_checkpoint(tmp_path):
+    from ehrdebug.models.ehrmamba import EhrMambaConfig
+
+    cfg = EhrMambaConfig(vocab_size=40, hidden_size=32, num_hidden_layers=1, state_size=8, backbone="mamba2", head_dim=16)
+    assert mamba_fast_path(config=cfg)[0].evidence["model_type"] == "ehrmamba"
+    _tiny_ehrmamba().save_pretrained(tmp_path)
+    f = mamba_fast_path(checkpoint=tmp_path, time_it=True, seq_len=16)[0]
+    assert f.evidence["is_mamba"] and f.evidence["step_seconds"] > 0
+
+
+def test_timing_leaves_the_model_as_it_was():
+    import torch
+
+    from probes.runtime import time_train_step
+
+    model = _tiny_ehrmamba().eval()
+    torch.manual_seed(5)
+    expected = torch.rand(1)
+    torch.manual_seed(5)
+    time_train_step(model, 16, steps=1)
+    assert torch.equal(torch.rand(1), expected) and not model.training
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_simulated_cuda_without_kernels_names_cause_cost_and_fix(monkeypatch):
+    """The availability checks say CUDA and no mamba-ssm/causal-conv1d; the step time is measured for real."""
+    import probes.runtime as runtime
+
+    model = _tiny_ehrmamba()
+    if any(gather_mamba_facts(model).kernel_functions.values()):
+        import pytest
+
+        pytest.skip("the kernels resolve on this machine")
+    monkeypatch.setattr(runtime, "_device_of", lambda m: "cuda:0")
+    monkeypatch.setattr(runtime, "_importable", lambda name: name not in runtime.KERNEL_PACKAGES)
+    f = mamba_fast_path(model, time_it=True, seq_len=32)[0]
+    assert f.severity == Severity.FAIL and f.recipes == ["install-cuda-kernels"]
+    assert "mamba_ssm, causal_conv1d" in f.title and "s per training step" in f.title and "faster" in f.title
+    assert f.evidence["step_seconds"] > 0 and f.evidence["expected_kernel_speedup"] == [20.0, 40.0]
+    assert f.evidence["seed_004_epoch_ratio"] == 18.4 and "ehrdebug[cuda]" in f.evidence["fix_command"]
+    monkeypatch.setattr(runtime, "_importable", lambda name: True)
+    monkeypatch.setattr(runtime, "_kernel_resolution", lambda module: {"mamba_ssm.selective_scan_fn": True})
+    assert mamba_fast_path(model)[0].severity == Severity.OK

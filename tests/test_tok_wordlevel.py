@@ -169,3 +169,20 @@ def test_every_special_token_configured_as_structural_passes_including_unk(train
     structural = _by_probe(run_tokenizer_probes(tok, [record_text(r) for r in train[:50]], config), "tokenizer.structural")
     assert [f.severity for f in structural] == [Severity.OK]
     assert set(structural[0].evidence["tokens"]) == set(SPECIAL_TOKENS)
+
+
+def test_code_records_with_values_are_read_with_the_saved_bins(tmp_path):
+    from ehrdebug.codetok import read_code_texts, saved_value_edges
+
+    records = [{"codes": ["LAB//K", "DX//A"], "values": [3.0 + 0.1 * i, None], "visits": [0, 0]} for i in range(20)]
+    tok = build_code_tokenizer(records, value_bins=4)
+    tok.save_pretrained(tmp_path / "tok")
+    data = tmp_path / "codes.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in records))
+    texts = read_code_texts(str(data), value_bins=saved_value_edges(str(tmp_path / "tok")))
+    assert texts[0] == "LAB//K//Q1 DX//A [VS]" and texts[-1].startswith("LAB//K//Q4 ")
+    findings = run_tokenizer_probes(load_tokenizer(str(tmp_path / "tok")), texts, EhrDebugConfig())
+    assert all(f.severity == Severity.OK for f in findings), [f.title for f in findings if f.severity > Severity.OK]
+    plain = tmp_path / "notes.jsonl"
+    plain.write_text(json.dumps({"text": "a note"}) + "\n")
+    assert read_code_texts(str(plain)) is None

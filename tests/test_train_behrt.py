@@ -112,7 +112,7 @@ def test_lora_finetune_trains_a_share_and_saves_merged_and_adapter_checkpoints(m
     import torch
 
     from ehrdebug.models import load_pretrained
-    from recipes.train.loop import _setup, run_training
+    from recipes.train.loop import run_training, setup_model
 
     config = _config("behrt_mortality_lora_small", f"init_from={mlm_run}", f"out={tmp_path / 'lora'}")
     run = run_training(config)
@@ -121,7 +121,7 @@ def test_lora_finetune_trains_a_share_and_saves_merged_and_adapter_checkpoints(m
     ckpt = run / "checkpoints" / "step-6"
     assert (ckpt / "adapter" / "adapter_model.safetensors").is_file() and (ckpt / "adapter" / "adapter_config.json").is_file()
     merged = load_pretrained(str(ckpt)).eval()  # what the doctor loads: a plain BEHRT classifier
-    tokenizer, adapted, _, task = _setup(config, ckpt)  # the pretrained model + LoRA + the adapter-only weights
+    tokenizer, adapted, _, task = setup_model(config, ckpt)  # the pretrained model + LoRA + the adapter-only weights
     adapted.eval()
     records = task.records(config, "validation")[:16]
     batch = task.batch(task.features(records, tokenizer, config))

@@ -11,6 +11,8 @@ import pytest
 from ehrdebug.findings import Finding, Severity
 from ehrdebug.tui.app import EhrDebugApp
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/tui_simulate.py (test scaffolding)
+
 
 def _finding_run(root: Path) -> Path:
     from ehrdebug.runstore import RunLogger
@@ -48,7 +50,7 @@ def _finding_run(root: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from ehrdebug.tui.simulate import write_run, write_tokenizer_run
+    from tui_simulate import write_run, write_tokenizer_run
 
     base = tmp_path_factory.mktemp("runs")
     write_run(base / "healthy", steps=60, eval_every=10, alert_at=50)

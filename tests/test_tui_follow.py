@@ -15,8 +15,7 @@ async def test_live_screen_follows_a_writer_process(tmp_path: Path) -> None:
     writer = subprocess.Popen(
         [
             sys.executable,
-            "-m",
-            "ehrdebug.tui.simulate",
+            str(Path(__file__).resolve().parent / "tui_simulate.py"),
             str(run_dir),
             "--steps",
             "150",

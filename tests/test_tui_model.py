@@ -15,6 +15,8 @@ from ehrdebug.tui.model import LiveState, downsample, fmt_age, short_arch
 from ehrdebug.tui.sampling import Settings
 from ehrdebug.tui.screens.sampler import parse_settings
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/tui_simulate.py (test scaffolding)
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -85,7 +87,8 @@ def test_sampler_settings_parse_and_reject() -> None:
 
 @pytest.fixture(scope="module")
 def bpe(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    from ehrdebug.tui.simulate import EHR_LINES
+    from tui_simulate import EHR_LINES
+
     from recipes.train.pretrain_corpus import train_bpe_tokenizer
 
     corpus = ["the patient was admitted with chest pain and discharged home"] * 20 + EHR_LINES * 5
@@ -151,10 +154,11 @@ def test_core_never_imports_textual() -> None:
 def test_fast_log_reader_matches_the_run_store(tmp_path: Path) -> None:
     import math
 
+    from tui_simulate import write_run
+
     from ehrdebug.runstore import RunLogger, open_run
     from ehrdebug.runstore.fastload import read_log
     from ehrdebug.tui.model import LiveState
-    from ehrdebug.tui.simulate import write_run
 
     run = open_run(write_run(tmp_path / "r", steps=50, eval_every=10, alert_at=20))
     history, other, rate = read_log(run.events_path)

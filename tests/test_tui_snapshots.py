@@ -7,12 +7,15 @@ depends on the clock or the temporary directory.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from ehrdebug.findings import Finding, Severity
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/tui_simulate.py (test scaffolding)
 
 SIZE = (80, 24)
 
@@ -90,7 +93,7 @@ def _write_run(path: Path, t0: float) -> None:
 
 @pytest.fixture(scope="module")
 def runs_cwd(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from ehrdebug.tui.simulate import write_tokenizer_run
+    from tui_simulate import write_tokenizer_run
 
     base = tmp_path_factory.mktemp("snap")
     t0 = time.time() - 3 * 86400  # "3.0d ago" for as long as the test takes

@@ -28,6 +28,9 @@ GROUPS: list[tuple[str, str, str]] = [
     ("demo", "ehrdebug.cli.demo_cmd", "The seed-000 story end to end: break, diagnose, fix, retrain, compare."),
     ("tui", "ehrdebug.cli.tui_cmd", "Open the interactive terminal UI."),
     ("report", "ehrdebug.cli.report_cmd", "Render a saved report or a run summary in another format."),
+    ("bench", "ehrdebug.cli.bench_cmd", "Train every model of a benchmark config and tabulate them (table, report, plots)."),
+    ("compare", "ehrdebug.cli.compare_cmd", "Compare existing runs: the benchmark table and plots."),
+    ("pack", "ehrdebug.cli.pack_cmd", "Pack a run or benchmark into one small archive (best weights, events, reports)."),
 ]
 
 app = typer.Typer(

@@ -13,6 +13,31 @@ FORMAT_HELP = "Output format: text, json, junit, github or markdown."
 FAIL_ON_HELP = "Exit 1 when any finding reaches this severity: warn or fail."
 
 
+def require_number(value: float | None, flag: str, *, low: float | None = None, high: float | None = None,
+                   above: float | None = None) -> None:
+    """A one-line UserError for a numeric option that is NaN/inf or out of range (``above``: strictly greater).
+
+    Typer turns ``nan`` and ``inf`` into floats and ``99999999999999999999`` into an int; either would only
+    fail deep inside a probe or a generator (exit 3), so every command checks its numbers here first."""
+    import math
+
+    if value is None:
+        return
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UserError(f"{flag} must be a finite number, not {value}")
+    if low is not None and value < low:
+        raise UserError(f"{flag} must be at least {_num(low)}, not {_num(value)}")
+    if above is not None and value <= above:
+        bound = "positive" if above == 0 else f"greater than {_num(above)}"
+        raise UserError(f"{flag} must be {bound}, not {_num(value)}")
+    if high is not None and value > high:
+        raise UserError(f"{flag} must be at most {_num(high)}, not {_num(value)}")
+
+
+def _num(value: float) -> str:
+    return f"{value:,}" if isinstance(value, int) else f"{value:g}"
+
+
 def parse_fail_on(value: str) -> Severity:
     try:
         sev = Severity.parse(value)

@@ -10,6 +10,7 @@ import typer
 from ehrdebug.errors import UserError
 
 app = typer.Typer(no_args_is_help=True, help="Synthesize EHR data and build task datasets.")
+MAX_PATIENTS = 10_000_000  # synthetic cohorts are generated in memory; beyond this is a typo, not a cohort
 
 
 @app.command("synth")
@@ -23,8 +24,9 @@ def synth(
     """Write synthetic MIMIC-III v1.4 tables (ICD-9 without dots, dates shifted to 2100-2200)."""
     from ehrdebug.data.synth import TABLES, synthesize
 
-    if patients < 1:
-        raise UserError("--patients must be at least 1")
+    from ehrdebug.cli.common import require_number
+
+    require_number(patients, "--patients", low=1, high=MAX_PATIENTS)
     if os.path.isfile(out):
         raise UserError(f"--out must be a folder, but {out} is a file")
     suffix = ".csv.gz" if gzip else ".csv"
@@ -55,8 +57,12 @@ def build(
                                       " file or folder, or a NAME under PATH/task_labels/); one record per label row."),
 ) -> None:
     """Build one task's splits (by patient, deterministic 70/15/15) and print a JSON summary."""
+    from ehrdebug.cli.common import require_number
     from ehrdebug.data.build import build_task
 
+    require_number(patients, "--patients", low=1, high=MAX_PATIENTS)
+    require_number(max_visits, "--max-visits", low=1)
+    require_number(max_codes, "--max-codes", low=1)
     if os.path.isfile(out):
         raise UserError(f"--out must be a folder, but {out} is a file")
     summary = build_task(task, source, path, out, code_style, max_visits, max_codes, force, patients, seed, labels)

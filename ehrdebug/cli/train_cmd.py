@@ -23,8 +23,11 @@ def train(
     keys: bool = typer.Option(False, "--keys", help="List the recipe's config keys (default and meaning) and exit."),
 ) -> None:
     """Train a recipe from a YAML config; prints the run directory when done."""
+    from ehrdebug.cli.bench_cmd import train_baseline_command
     from recipes.train.config import load_recipe_config, recipe_keys
 
+    if train_baseline_command(config, list(overrides or []), dry_run):  # logreg/xgboost/lstm/med2vec: their own registry
+        return
     resolved = load_recipe_config(config, list(overrides or []))
     if keys:
         from recipes.train.schema import key_docs

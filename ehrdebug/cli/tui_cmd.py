@@ -26,8 +26,9 @@ def tui(
         raise UserError(f"path not found: {path}")
     if not os.path.isdir(path):
         raise UserError(f"expected a folder of runs or a run directory, got a file: {path}")
-    if interval <= 0:
-        raise UserError("--interval must be positive")
+    from ehrdebug.cli.common import require_number
+
+    require_number(interval, "--interval", above=0)
     _check_run(path)
     from ehrdebug.tui.app import EhrDebugApp
 

@@ -10,8 +10,9 @@ something to find that a bag of codes cannot (see ``synth_spec.OUTCOME`` for the
 - a code followed by another within a window: a cardiac stay (AMI, heart failure, atrial fibrillation)
   followed within 180 days by an infection stay (sepsis, pneumonia, aspiration, UTI, cellulitis)
   raises it; the reverse order, or a longer gap, does not;
-- plus what a bag of codes does see: age, the chronic clusters' severity (their codes recur), and an
-  unobserved part (the last stay's own reason, noise).
+- plus the generator's earlier death model, which a bag of codes does see (age, the chronic clusters'
+  severity, as their codes recur, and the number of earlier stays) and an unobserved part (the last
+  stay's own reason severity, noise).
 
 Only patients with two or more stays are touched (single stays keep the generator's own outcome), and
 the draws come from a separate seeded stream, so every other table value, and every other task built
@@ -68,6 +69,7 @@ def _logit(p: SynthPatient, rng: random.Random) -> float:
     age = p.age + (last.admit - first).days / 365.25
     chronic = sum(c.severity for c in spec.CHRONIC if c.name in p.clusters)
     return (o.intercept + o.age * (age - 65) + o.chronic * chronic + o.last_reason * last.severity
+            + o.earlier_stays * len(stays)
             + o.recent_high_risk * f["recent_high_risk"] + o.older_high_risk * f["older_high_risk"]
             + o.cardiac_then_infection * f["cardiac_then_infection"] + rng.gauss(0.0, o.noise))
 

@@ -164,6 +164,7 @@ class Outcome:
     age: float  # per year over 65
     chronic: float  # per unit of summed chronic-cluster severity
     last_reason: float  # the last stay's own reason severity: not visible in the history
+    earlier_stays: float  # per stay before the last one
     recent_high_risk: float  # a high-risk code in the most recent earlier stay
     older_high_risk: float  # high-risk codes only in older stays
     cardiac_then_infection: float  # a cardiac stay followed within window_days by an infection stay
@@ -178,5 +179,5 @@ class Outcome:
 
 
 # calibrated on 20,000 patients: ~11% of multi-stay patients die in their last stay
-OUTCOME = Outcome(intercept=-3.9, age=0.03, chronic=0.5, last_reason=0.5, recent_high_risk=2.6,
+OUTCOME = Outcome(intercept=-5.5, age=0.06, chronic=1.6, last_reason=0.8, earlier_stays=0.35, recent_high_risk=2.4,
                   older_high_risk=0.0, cardiac_then_infection=2.2, noise=0.3)

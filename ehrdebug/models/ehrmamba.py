@@ -215,18 +215,18 @@ class EhrMambaForSequenceClassification(EhrMambaPreTrainedModel):
         self.ehrmamba = EhrMambaModel(config)
         drop = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
         self.dropout = nn.Dropout(drop)
-        heads = config.num_tasks if config.task_heads == "per_task" else 1
-        self.classifier = nn.ModuleList(nn.Linear(config.hidden_size, config.num_labels) for _ in range(heads))
-        self.register_buffer("task_token_ids", torch.tensor(config.task_token_ids or [], dtype=torch.long), persistent=False)
+        self.num_heads = config.num_tasks if config.task_heads == "per_task" else 1
+        # the per-task heads as one Linear (rows grouped by task): PEFT's modules_to_save can wrap it
+        self.classifier = nn.Linear(config.hidden_size, self.num_heads * config.num_labels)
         self.post_init()
 
     def task_of(self, input_ids: torch.Tensor | None, task_ids: torch.Tensor | None, batch: int, device: Any) -> torch.Tensor:
         """Each row's task index: ``task_ids`` when given, else looked up from the row's first token."""
         if task_ids is not None:
             return task_ids.to(device).long().view(-1)
-        if input_ids is None or not self.task_token_ids.numel():
+        if input_ids is None or not self.config.task_token_ids:
             return torch.zeros(batch, dtype=torch.long, device=device)
-        match = input_ids[:, :1].eq(self.task_token_ids.to(input_ids.device)[None, :])
+        match = input_ids[:, :1].eq(torch.tensor(self.config.task_token_ids, device=input_ids.device)[None, :])
         if not bool(match.any(dim=1).all()):
             raise ValueError("a row does not start with a task token (config.task_token_ids); give task_ids")
         return match.float().argmax(dim=1)
@@ -244,12 +244,11 @@ class EhrMambaForSequenceClassification(EhrMambaPreTrainedModel):
         mask = attention_mask if attention_mask is not None else torch.ones(hidden.shape[:2], dtype=torch.long, device=hidden.device)
         rows = torch.arange(hidden.size(0), device=hidden.device)
         pooled = self.dropout(hidden[rows, last_token_index(mask.to(hidden.device))])
-        tasks = self.task_of(input_ids, task_ids, hidden.size(0), hidden.device)
-        if len(self.classifier) == 1:
-            logits = self.classifier[0](pooled)
+        every = self.classifier(pooled).view(hidden.size(0), self.num_heads, self.config.num_labels)
+        if self.num_heads == 1:
+            logits = every[:, 0]
         else:
-            every = torch.stack([head(pooled) for head in self.classifier], dim=1)  # (batch, tasks, labels)
-            logits = every[rows, tasks]
+            logits = every[rows, self.task_of(input_ids, task_ids, hidden.size(0), hidden.device)]
         loss = None
         if labels is not None:
             if self.config.num_labels == 1:

@@ -234,7 +234,7 @@ class EhrDebugRun(Run):
     @property
     def status(self) -> str:
         states = [e.get("state") for e in self.events(kinds=("status",))]
-        if states and states[-1] in ("finished", "crashed"):
+        if states and states[-1] in ("finished", "crashed", "interrupted"):
             return str(states[-1])
         return self._status_from_time() if states else "unknown"
 

@@ -71,6 +71,7 @@ class Inspection:
     codes_cut: dict[str, list[str]] = field(default_factory=dict)  # code -> its pieces
     codes_whole: int = 0
     notes: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # the notes that describe a bug (shown as such)
     pad_loss: int = 0  # label positions that carry loss on the pad id (seed 002)
 
     def summary(self) -> list[str]:
@@ -192,9 +193,9 @@ def inspect_labels(
     result.pad_loss = pad_loss
     result.notes.append(f"{with_loss}/{len(labels)} label positions carry loss")
     if pad_loss:
-        result.notes.append(
-            f"{pad_loss} of them are the pad id {pad_id}: padding is trained on (mask it with -100: mask-label-padding)"
-        )
+        problem = f"{pad_loss} of them are the pad id {pad_id}: padding is trained on (mask it with -100: mask-label-padding)"
+        result.notes.append(problem)
+        result.problems.append(problem)
     return result
 
 

@@ -31,7 +31,7 @@ def open_logger(config: dict[str, Any], run_dir: Path, architecture: str, task: 
     check_out_dir(run_dir)
     return RunLogger(run_dir, config, architecture=architecture, size=config["size"], task=task.name, data=files,
                      tokenizer="checkpoints (each step-N holds the model's code vocabulary)",
-                     extra={"recipe": config["recipe"], "baseline": True, "label_field": config["label_field"]})  # fmt: skip
+                     extra={"recipe": config["recipe"], "baseline": True, "device": config["device"], "label_field": config["label_field"]})  # fmt: skip
 
 
 def parameter_info(total: int, trainable: int | None = None) -> dict[str, Any]:
@@ -39,14 +39,16 @@ def parameter_info(total: int, trainable: int | None = None) -> dict[str, Any]:
     return {"total": int(total), "trainable": int(trainable), "share": float(trainable / total) if total else 0.0}
 
 
-def finish_run(run_dir: Path, summary: dict[str, Any], history: dict[str, list[dict[str, Any]]]) -> Path:
-    """``artifacts/metrics_summary.json`` (with the history) and the run's markdown summary with plots."""
+def finish_run(log: Any, run_dir: Path, summary: dict[str, Any], history: dict[str, list[dict[str, Any]]]) -> Path:
+    """``artifacts/metrics_summary.json`` (with the history), the final status event, then the run's
+    markdown summary with plots (written last, so it reports the run as finished)."""
     from recipes.bench.run_summary import write_run_summary
 
     out = run_dir / "artifacts"
     out.mkdir(parents=True, exist_ok=True)
     path = out / "metrics_summary.json"
     path.write_text(json.dumps({**summary, "history": history}, indent=2, default=str) + "\n", encoding="utf-8")
+    log.finish("finished", **status_figures(summary))
     write_run_summary(run_dir)
     return path
 

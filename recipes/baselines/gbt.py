@@ -85,7 +85,7 @@ class XGBoost:
             log.log("checkpoint", best_round, path=f"checkpoints/step-{best_round}")
             p_valid = model.predict_proba(x_valid)[:, 1]  # the best round's trees (early stopping)
             p_test = model.predict_proba(x_test)[:, 1]
-            nodes = sum(int(t["nodeid"].shape[0]) for t in [model.get_booster()[:best_round].trees_to_dataframe()])
+            nodes = sum(len(tree.strip().splitlines()) for tree in model.get_booster()[:best_round].get_dump())  # one line a node
             summary: dict[str, Any] = {
                 "recipe": self.NAME, "size": config["size"], "task": task.name, "steps": rounds, "epochs_done": rounds,
                 "train_seconds": round(clock.seconds, 3), "best_step": best_round,
@@ -95,8 +95,7 @@ class XGBoost:
                 "best_eval": {**history["eval"][best_round - 1], **task.evaluate(y_valid, p_valid)},
             }  # fmt: skip
             summary.update(task.final_test(run_dir, config, (y_valid, p_valid), (splits.test, y_test, p_test)))
-            common.finish_run(run_dir, summary, history)
-            log.finish("finished", **common.status_figures(summary))
+            common.finish_run(log, run_dir, summary, history)
         return run_dir
 
 

@@ -80,8 +80,7 @@ class LogReg:
             }  # fmt: skip
             summary.update(task.final_test(run_dir, config, (y_valid, p_valid), (splits.test, y_test, p_test)))
             history = {"train": [{"step": 1, "loss": train_loss, "epoch": 1.0}], "eval": [{"step": 1, **eval_metrics}]}
-            common.finish_run(run_dir, summary, history)
-            log.finish("finished", **common.status_figures(summary))
+            common.finish_run(log, run_dir, summary, history)
         return run_dir
 
 

@@ -137,8 +137,7 @@ class LSTMBaseline:
             }  # fmt: skip
             test = (splits.test, task.targets(splits.test, config, outputs), p_test)
             summary.update(task.final_test(run_dir, config, (y_valid, p_valid), test, outputs=outputs, train=splits.train))
-            common.finish_run(run_dir, summary, state["history"])
-            log.finish("finished", **common.status_figures(summary))
+            common.finish_run(log, run_dir, summary, state["history"])
         return run_dir
 
 

@@ -128,8 +128,7 @@ class Med2VecBaseline:
             test = (splits.test, task.targets(splits.test, config, outputs), p_test)
             y_valid = task.targets(splits.validation, config, outputs)
             summary.update(task.final_test(run_dir, config, (y_valid, p_valid), test, outputs=outputs, train=splits.train))
-            common.finish_run(run_dir, summary, history)
-            log.finish("finished", **common.status_figures(summary))
+            common.finish_run(log, run_dir, summary, history)
         return run_dir
 
 

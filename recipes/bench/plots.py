@@ -82,7 +82,7 @@ def loss_curves(runs: list[tuple[str, Any]], path: Path) -> Path:
         for kind, key, style in (("train", "loss", "-"), ("eval", "eval_loss", "o-")):
             steps, values = record.curve(kind, key)
             if steps:
-                ax.plot(steps, values, style, lw=1, ms=3, label=f"{kind} loss")
+                ax.plot(steps, values, style if len(steps) > 2 else "o-", lw=1, ms=3, label=f"{kind} loss")
         best = record.summary.get("best_step")
         if isinstance(best, int):
             ax.axvline(best, color="grey", ls="--", lw=0.8, label="best")

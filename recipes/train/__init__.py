@@ -1,4 +1,11 @@
-"""Training recipes: one readable full loop per architecture, driven by YAML configs.
+"""Training recipes: one training layer (``recipes.train.loop``) and the tasks that run on it, driven by YAML configs.
+
+A task (``recipes.train.task.Task``: ``build``, ``datasets``, ``collator``, ``loss``, ``evaluate``,
+``records``, ``probe_config``, ``keys``/``defaults``) is registered by name in ``recipes.train.task.TASKS``
+and looked up by ``config["recipe"]``: ``bart_ehrgen``, ``t5_diagnosis`` (seq2seq text), ``behrt_mlm``,
+``behrt_nextvisit``, ``behrt_classify`` (EHR code sequences). The loop does the rest for all of them
+(accelerate: DDP/FSDP under a launcher, AMP on CUDA, accumulation; eval, early stopping, checkpoints with
+RNG state, SIGTERM/SIGINT checkpoints, the run directory, the final test).
 
 Public API (stable; other recipes, the bug zoo and ``ehrdebug demo`` build on it):
 
@@ -8,7 +15,7 @@ Public API (stable; other recipes, the bug zoo and ``ehrdebug demo`` build on it
     ``UserError`` naming the closest known key. The file's own ``recipe:`` key picks the loop.
 
 ``run_training(config: dict, out_dir: str | Path | None = None, probes=None) -> Path``
-    Train the recipe named by ``config["recipe"]`` (``bart_ehrgen`` | ``t5_diagnosis``) and return the
+    Train the recipe named by ``config["recipe"]`` (any registered task) and return the
     run directory (``out_dir`` or ``config["out"]``). The run directory is written throughout with
     ``ehrdebug.runstore.RunLogger``: train/eval logs, samples, findings, checkpoints/step-N/
     (safetensors + tokenizer + optimizer/scheduler state), artifacts/loss.png and
@@ -52,7 +59,7 @@ _LAZY = {
     "load_recipe_config": "recipes.train.config",
     "pick_device": "recipes.train.device",
     "run_training": "recipes.train.loop",
-    "evaluate_checkpoint": "recipes.train.loop",
+    "evaluate_checkpoint": "recipes.train.evaluation",
 }
 
 

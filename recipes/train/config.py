@@ -7,7 +7,6 @@ wrong model for an hour on a rented GPU.
 
 from __future__ import annotations
 
-import copy
 import difflib
 from pathlib import Path
 from typing import Any

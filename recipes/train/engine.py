@@ -62,8 +62,10 @@ def apply_lora(model: Any, config: dict[str, Any], task: Any) -> Any:
 
     lora = config["lora"]
     saved = sorted(set(lora["modules_to_save"] or []) | set(task.modules_to_save(model)))
+    extra = task.lora_options(model, config) if hasattr(task, "lora_options") else {}  # e.g. trainable_token_indices
     return get_peft_model(model, LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
-                                            target_modules=list(lora["target_modules"]), modules_to_save=saved or None))  # fmt: skip
+                                            target_modules=list(lora["target_modules"]), modules_to_save=saved or None,
+                                            **extra))  # fmt: skip
 
 
 def trainable_share(model: Any) -> dict[str, Any]:

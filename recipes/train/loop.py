@@ -13,7 +13,6 @@ PNG and ``artifacts/metrics_summary.json`` with a ``test`` block. Only rank 0 wr
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -21,9 +20,16 @@ from typing import Any
 
 from ehrdebug.errors import UserError
 from ehrdebug.initial_rows import save_initial_rows
+from recipes.train.evaluation import (
+    eval_loss,
+    evaluate_checkpoint,
+    run_probes,
+    setup_model,
+    write_probe_config,
+)
 from recipes.train.task import get_task, task_module
 
-__all__ = ["evaluate_checkpoint", "recipe_main", "run_training", "task_module"]
+__all__ = ["evaluate_checkpoint", "recipe_main", "run_training", "setup_model", "task_module"]
 
 
 def run_training(config: dict[str, Any], out_dir: str | Path | None = None, probes: Any = None) -> Path:
@@ -61,11 +67,13 @@ def run_training(config: dict[str, Any], out_dir: str | Path | None = None, prob
     eval_collate = task.collator(tokenizer, model, config, train=False)
 
     # -- optimisation -----------------------------------------------------------------------------------
-    steps_per_epoch = math.ceil(math.ceil(len(data.train) / config["batch_size"]) / config["grad_accum"])
+    n_batches = len(data.train) // config["batch_size"] if config.get("drop_last") else math.ceil(len(data.train) / config["batch_size"])
+    steps_per_epoch = max(1, math.ceil(n_batches / config["grad_accum"]))
     total_steps = int(config["max_steps"] or steps_per_epoch * config["epochs"])
     eval_every = int(config["eval_every"] or steps_per_epoch)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=float(config["lr"]), weight_decay=float(config["weight_decay"]))
+    make_optimizer = getattr(task, "make_optimizer", None)  # a task may bring its own (QLoRA: paged AdamW)
+    optimizer = make_optimizer(params, config) if make_optimizer else torch.optim.AdamW(params, lr=float(config["lr"]), weight_decay=float(config["weight_decay"]))
     scheduler = get_scheduler(config["scheduler"] if config["scheduler"] != "constant" else "constant_with_warmup",
                               optimizer, num_warmup_steps=int(config["warmup_steps"]), num_training_steps=total_steps)  # fmt: skip
     state: dict[str, Any] = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best": None, "best_step": None, "bad_evals": 0,
@@ -88,8 +96,11 @@ def run_training(config: dict[str, Any], out_dir: str | Path | None = None, prob
         extra={"recipe": config["recipe"], "tokens": info, "device": str(device), "amp": accelerator.mixed_precision,
                "processes": accelerator.num_processes, "parameters": info["parameters"], "fixes": config.get("fixes") or []},
     )  # fmt: skip
+    task_findings = getattr(task, "findings", None)  # (config, data, history, metrics|None) -> findings
     if accelerator.is_main_process:
-        _write_probe_config(run_dir, task.probe_config(config))
+        write_probe_config(run_dir, task.probe_config(config))
+        if task_findings is not None and checkpoint is None:  # at the start (e.g. the coverage arithmetic)
+            logger.log_findings(0, task_findings(config, data, state["history"], None) or [])
         if checkpoint is None:  # the new rows before training: the doctor's reference (ehrdebug.initial_rows)
             save_initial_rows(run_dir, raw, info.get("base_vocab_size"))
 
@@ -102,9 +113,11 @@ def run_training(config: dict[str, Any], out_dir: str | Path | None = None, prob
         for s in samples[: int(config.get("num_log_samples", 4))]:
             logger.log_sample(step, **s)
         state["history"]["eval"].append({"step": step, **metrics})
+        if task_findings is not None and accelerator.is_main_process:  # the task's own probes at each evaluation
+            logger.log_findings(step, task_findings(config, data, state["history"], metrics) or [])
         if accelerator.is_main_process:
             suite = config["model_probes"] in (True, "every_eval")
-            _run_probes(probes, raw, tokenizer, config, step, logger, data.eval_records, task, info, suite)
+            run_probes(probes, raw, tokenizer, config, step, logger, data.eval_records, task, info, suite)
         _print(accelerator, f"[eval step {step}] " + " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if C.finite(v)))
         value = metrics.get(metric, metrics["eval_loss"])
         if _improved(metric, value, state["best"], float(config["early_stopping"]["min_delta"])):
@@ -136,6 +149,8 @@ def run_training(config: dict[str, Any], out_dir: str | Path | None = None, prob
         while not stop:
             model.train()
             batches = epoch_batches(data.train, config["batch_size"], config["seed"], state["epoch"])
+            if config.get("drop_last") and len(batches) > 1 and len(batches[-1]) < config["batch_size"]:
+                batches = batches[:-1]  # dataloader_drop_last: the incomplete last batch is never seen
             for b in range(state["batch_in_epoch"], len(batches)):
                 batch = collate([data.train[i] for i in E.shard(batches[b], accelerator)])
                 batch = {k: v.to(device) if hasattr(v, "to") else v for k, v in batch.items()}
@@ -179,7 +194,7 @@ def run_training(config: dict[str, Any], out_dir: str | Path | None = None, prob
         summary = _finish(raw, tokenizer, config, task, state, run_dir, device, info)
         if accelerator.is_main_process:
             if config["model_probes"] == "final":  # once, on the best weights (tens of seconds on a CPU)
-                _run_probes(None, raw, tokenizer, config, state["step"], logger, data.eval_records, task, info, True)
+                run_probes(None, raw, tokenizer, config, state["step"], logger, data.eval_records, task, info, True)
             write_artifacts(run_dir, state["history"], summary)
         logger.finish("finished", **{k: v for k, v in summary.items() if isinstance(v, (int, float, str))})
     accelerator.wait_for_everyone()
@@ -257,24 +272,6 @@ def _improved(metric: str, value: float, best: float | None, min_delta: float) -
     return value < best - min_delta if lower_is_better else value > best + min_delta
 
 
-def eval_loss(model: Any, task: Any, features: list[dict[str, Any]], collate: Any, device: Any, batch_size: int = 32) -> float:
-    """Mean loss over ``features``, weighted by the label positions the loss counts (-100 is ignored)."""
-    import torch
-
-    model.eval()
-    total, count = 0.0, 0
-    with torch.no_grad():
-        for i in range(0, len(features), batch_size):
-            batch = collate(features[i : i + batch_size])
-            batch = {k: v.to(device) if hasattr(v, "to") else v for k, v in batch.items()}
-            labels = batch.get("labels")
-            n = int((labels != -100).sum()) if labels is not None and labels.dtype != torch.float else len(features[i : i + batch_size])
-            if n:  # a batch with no counted label (no masked position) has no loss
-                total += float(task.loss(model, batch)) * n
-                count += n
-    return total / max(count, 1)
-
-
 def _finish(model: Any, tokenizer: Any, config: dict[str, Any], task: Any, state: dict[str, Any], run_dir: Path,
             device: Any, info: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
     """Reload the best checkpoint (if kept) and measure it on the test split."""
@@ -300,75 +297,6 @@ def _finish(model: Any, tokenizer: Any, config: dict[str, Any], task: Any, state
     if config["final_test"]:
         summary.update(task.final_test(model, tokenizer, config, device, run_dir))
     return summary
-
-
-def _run_probes(probes: Any, model: Any, tokenizer: Any, config: dict[str, Any], step: int, logger: Any,
-                records: list[dict[str, Any]], task: Any, info: dict[str, Any], suite: bool) -> None:  # fmt: skip
-    """Caller-supplied probes, and ``probes.model_suite.run_model_probes`` when ``suite`` and the task has inputs for it."""
-    findings: list[Any] = []
-    if probes is not None:
-        findings.extend(probes(model, tokenizer, config, step) or [])
-    inputs = task.probe_inputs(config, model, tokenizer) if suite else None
-    if inputs is not None:
-        from probes.model_suite import run_model_probes
-
-        findings.extend(run_model_probes(model, tokenizer, records, task.probe_config(config),
-                                         base_vocab_size=info.get("base_vocab_size"), with_attribution=False, **inputs))  # fmt: skip
-    if findings:
-        logger.log_findings(step, findings)
-
-
-def _write_probe_config(run_dir: Path, cfg: Any) -> None:
-    """``ehrdebug.toml`` in the run dir, so ``ehrdebug doctor RUN`` knows the tokens, fields and prefix."""
-    lines = ["[ehrdebug]"]
-    for key in ("structural_tokens", "end_token", "text_field", "target_field", "label_field", "patient_field",
-                "task_prefix", "max_length", "max_target_length"):  # fmt: skip
-        value = getattr(cfg, key)
-        if value in ("", [], None):
-            continue
-        lines.append(f"{key} = {json.dumps(value)}")
-    (run_dir / "ehrdebug.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
-def _setup(config: dict[str, Any], checkpoint: Path | None) -> tuple[Any, Any, dict[str, Any], Any]:
-    """(tokenizer, model, info, task) as the loop starts them: built, LoRA-wrapped, checkpoint weights loaded."""
-    from recipes.train import checkpoint as C
-    from recipes.train import engine as E
-
-    task = get_task(config["recipe"])
-    model, tokenizer, info = task.build(config, checkpoint)
-    if config["use_lora"]:
-        model = E.apply_lora(model, config, task)
-    if checkpoint is not None:
-        C.load_weights(model, checkpoint)
-    return tokenizer, model, info, task
-
-
-def evaluate_checkpoint(path: str | Path, config: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Re-run the evaluation of a run (its latest checkpoint) or a checkpoint directory."""
-    import torch
-
-    from recipes.train.checkpoint import latest_checkpoint
-    from recipes.train.device import pick_device
-
-    path = Path(path)
-    run_dir = path if (path / "run.json").is_file() else path.parent.parent
-    if config is None:
-        info = run_dir / "run.json"
-        if not info.is_file():
-            raise UserError(f"no run.json above {path}; pass the config")
-        config = json.loads(info.read_text())["config"]
-    ckpt = latest_checkpoint(path) if (path / "checkpoints").is_dir() else path
-    if ckpt is None:
-        raise UserError(f"no checkpoint in {path}")
-    tokenizer, model, _, task = _setup(config, ckpt)
-    device = pick_device(config["device"])
-    model.to(device)
-    torch.manual_seed(config["seed"])
-    data = task.datasets(config, tokenizer)
-    metrics = {"eval_loss": eval_loss(model, task, data.eval, task.collator(tokenizer, model, config, train=False), device)}
-    metrics.update(task.evaluate(model, tokenizer, data.eval_records, config, device, prefix="eval")[0])
-    return metrics
 
 
 def recipe_main(name: str, argv: list[str] | None = None) -> int:

@@ -25,6 +25,7 @@ TASKS: dict[str, str] = {
     "behrt_mlm": "recipes.train.behrt_tasks:MLM",
     "behrt_nextvisit": "recipes.train.behrt_tasks:NEXT_VISIT",
     "behrt_classify": "recipes.train.behrt_tasks:CLASSIFY",
+    "llama_coding": "recipes.train.causal_coding:TASK_OBJECT",
 }
 
 

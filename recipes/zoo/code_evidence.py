@@ -31,8 +31,16 @@ def run_config(run_dir: Path) -> dict[str, Any]:
 
 
 def _checkpoint(run_dir: Path) -> Path | None:
-    from recipes.fixes.base import resolve_target
+    """The checkpoint the run reports (``best_checkpoint`` of its metrics summary), else its latest."""
+    from recipes.fixes.base import is_checkpoint_dir, resolve_target
 
+    try:
+        summary = json.loads((Path(run_dir) / "artifacts" / "metrics_summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        summary = {}
+    best = summary.get("best_checkpoint") if isinstance(summary, dict) else None
+    if isinstance(best, str) and is_checkpoint_dir(Path(run_dir) / best):
+        return Path(run_dir) / best
     return resolve_target(run_dir).checkpoint
 
 
@@ -76,7 +84,7 @@ def id_range_findings(run_dir: Path) -> list[Finding]:
     from probes.id_ranges import probe_id_ranges
 
     batches, _, model, _ = training_batches(run_dir)
-    return probe_id_ranges(batches, model.config, model=model, subject=str(run_dir))
+    return probe_id_ranges(batches, model, subject=str(run_dir))
 
 
 def leakage_findings(run_dir: Path) -> list[Finding]:
@@ -106,3 +114,22 @@ def classifier_findings(run_dir: Path) -> list[Finding]:
 
     y, p, config = test_predictions(run_dir)
     return probe_classifier(y, p, seed=int(config.get("seed") or 0), subject=str(run_dir))
+
+
+def next_visit_findings(run_dir: Path) -> list[Finding]:
+    """The saved next-visit model's ranked codes on the test split against the training next visits."""
+    import torch
+
+    from ehrdebug.codetok import SPECIAL_TOKENS, code_token
+    from probes.task_metrics import probe_next_visit, ranked_from_scores
+
+    config, task, model, tokenizer = rebuild(run_dir, weights=True)
+    records = task.records(config, config["data"]["test_split"])
+    ks = tuple(int(k) for k in config.get("recall_k") or (10, 20))
+    with torch.no_grad():
+        scores = task.outputs(model, task.features(records, tokenizer, config), config, torch.device("cpu"))
+    vocab = tokenizer.convert_ids_to_tokens(list(range(scores.shape[1])))
+    ranked = ranked_from_scores(scores, vocab, max(ks), exclude=SPECIAL_TOKENS)
+    truth = [[code_token(c) for c in r["next_visit_codes"]] for r in records]
+    train = [[code_token(c) for c in r["next_visit_codes"]] for r in task.records(config, "train")]
+    return probe_next_visit(truth, ranked, train, ks=ks, seed=int(config.get("seed") or 0), subject=str(run_dir))

@@ -41,8 +41,15 @@ def check_data(
     from probes.data_coverage import TrainingPlan
     from probes.data_suite import read_plan, run_data_probes
 
+    from ehrdebug.cli.common import check_report_options, require_number
+
     if limit < 1:
         raise UserError(f"--limit must be at least 1, not {limit}")
+    for flag, value in (("--per-device-batch", per_device_batch), ("--grad-accum", grad_accum), ("--devices", devices)):
+        require_number(value, flag, low=1)
+    require_number(epochs, "--epochs", above=0)
+    require_number(max_steps, "--max-steps", low=-1)
+    check_report_options(fmt, fail_on, output, (train, validation, test, training_args, config))
     cfg = load_config(os.path.dirname(os.path.abspath(train)), config)
     flags = {"per_device_batch": per_device_batch, "grad_accum": grad_accum, "devices": devices,
              "epochs": epochs, "max_steps": max_steps, "drop_last": drop_last}

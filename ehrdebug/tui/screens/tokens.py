@@ -70,10 +70,9 @@ def verdict(inspection: P.Inspection, labels: P.Inspection | None) -> Text:
         lines.append(f"! {len(inspection.codes_cut)}/{total} codes cut into pieces\n", style="yellow")
     if labels is not None:
         for note in labels.notes:
-            lines.append("• " + note + "\n")
-        if labels.pad_loss:
-            lines.append(f"✗ {labels.pad_loss} padding positions carry loss\n", style="bold red")
-        else:
+            bad = note in labels.problems
+            lines.append(("✗ " if bad else "• ") + note + "\n", style="bold red" if bad else "")
+        if not labels.pad_loss:
             lines.append("✓ no padding position carries loss\n", style="green")
     if not lines:
         lines.append("✓ no structural token or code is cut\n", style="green")

@@ -1,6 +1,6 @@
-"""Synthetic runs written with the real ``RunLogger``, for the TUI's tests, benchmarks and demos.
+"""Test scaffolding: synthetic runs written with the real ``RunLogger``, for the TUI's tests and benchmarks.
 
-``python -m ehrdebug.tui.simulate RUN_DIR --steps 200 --delay 0.05`` writes a run the way a training
+``python tests/tui_simulate.py RUN_DIR --steps 200 --delay 0.05`` writes a run the way a training
 process does (a line at a time, flushed), so the Live run screen can be watched following it.
 The curves are arithmetic, not a model: they exist to exercise the views, never to test a probe.
 """
