@@ -23,7 +23,7 @@ def token_id(tokenizer: Any, token: str) -> int | None:
 def generate_kwargs(tokenizer: Any, settings: Mapping[str, Any]) -> dict[str, Any]:
     """``generate`` kwargs for ``settings`` (missing keys take ``DEFAULTS``); seed 000's two end-of-sequence
     fixes: ``eos`` stops on the dataset's end token, ``block_pretrained_eos`` bans the pretrained ``</s>``."""
-    g = {**DEFAULTS, **{k: v for k, v in settings.items() if v is not None or k in ("eos",)}}
+    g = {**DEFAULTS, **{k: v for k, v in settings.items() if v is not None}}
     kwargs: dict[str, Any] = {
         "max_new_tokens": int(g["max_new_tokens"]),
         "do_sample": bool(g["do_sample"]),

@@ -80,19 +80,12 @@ def _refuse_pickle(path: Path, allow_pickle: bool) -> None:
                         "safetensors, or pass --allow-pickle (allow_pickle=True) if you trust this file")
 
 
-def adapter_base(model_dir: Path) -> Path | None:
-    """The local base directory of a PEFT adapter (None for a full model); a UserError when it is not local."""
-    adapter = model_dir / "adapter_config.json"
-    if not adapter.is_file() or (model_dir / "config.json").is_file():
-        return None
-    try:
-        base = json.loads(adapter.read_text(encoding="utf-8")).get("base_model_name_or_path") or ""
-    except (OSError, ValueError, AttributeError) as exc:
-        raise UserError(f"cannot read {adapter}: {exc}") from exc
-    for candidate in (Path(os.path.expanduser(base)), model_dir / base):
-        if base and candidate.is_dir():
-            return candidate
-    raise UserError(f"the adapter's base model {base!r} is not a local directory (ehrdebug never downloads)")
+def adapter_base(model_dir: Path, base: str | None = None) -> Path | None:
+    """The local base directory of a PEFT adapter (None for a full model): ``base`` (``--base``) or the one its
+    adapter_config.json names, a local dir or a hub id in the local HF cache (``ehrdebug.adapters``)."""
+    from ehrdebug.adapters import is_adapter_dir, resolve_base
+
+    return resolve_base(model_dir, base) if is_adapter_dir(model_dir) else None
 
 
 def model_class(config: Any) -> Any:
@@ -123,7 +116,7 @@ def model_class(config: Any) -> Any:
 
 
 def load_model(model_dir: str | os.PathLike[str], tokenizer_dir: str | os.PathLike[str] | None = None, *,
-               allow_pickle: bool = False, trainable_adapter: bool = True) -> tuple[Any, Any]:
+               allow_pickle: bool = False, trainable_adapter: bool = True, base: str | None = None) -> tuple[Any, Any]:
     """``(model, tokenizer)`` of a local checkpoint or PEFT adapter, eval mode, CPU; tokenizer None when the
     checkpoint (or the adapter's base) has no tokenizer files and none is given.
 
@@ -137,7 +130,7 @@ def load_model(model_dir: str | os.PathLike[str], tokenizer_dir: str | os.PathLi
     path = Path(os.path.expanduser(os.fspath(model_dir)))
     if not is_model_dir(path):
         raise UserError(f"{path} is not a model checkpoint (no config.json or adapter_config.json)")
-    base = adapter_base(path)
+    base = adapter_base(path, base)  # ``base``: the --base override of what adapter_config.json names
     weights_dir = base or path
     _refuse_pickle(path, allow_pickle)
     if base is not None:
@@ -152,13 +145,17 @@ def load_model(model_dir: str | os.PathLike[str], tokenizer_dir: str | os.PathLi
         raise
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise UserError(f"cannot load the model in {weights_dir}: {exc}".splitlines()[0]) from exc
-    if base is not None:
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, str(path), is_trainable=trainable_adapter)
-    model.eval()
     tok_dir = Path(tokenizer_dir) if tokenizer_dir else next((d for d in (path, base) if d and has_tokenizer(d)), None)
-    return model, load_tokenizer(tok_dir) if tok_dir is not None else None
+    tokenizer = load_tokenizer(tok_dir) if tok_dir is not None else None
+    if base is not None:
+        from ehrdebug.adapters import apply_adapter, tokenizer_dir as adapter_tokenizer_dir
+
+        if not tokenizer_dir:  # the adapter's own tokenizer (its added tokens), else the base's
+            found = adapter_tokenizer_dir(path, base, has_tokenizer)
+            tokenizer = load_tokenizer(found) if found is not None else None
+        model = apply_adapter(model, path, tokenizer, trainable_adapter)  # resized to the tokenizer first
+    model.eval()
+    return model, tokenizer
 
 
 def load_tokenizer(path: str | os.PathLike[str]) -> Any:

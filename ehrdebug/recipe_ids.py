@@ -32,6 +32,10 @@ FIX: dict[str, str] = {
     "grow-embedding-tables": "Size each embedding table (ages, visits, positions, bins, codes) to cover the largest id the data holds.",
     "drop-outcome-codes": "Remove the codes that record the outcome (e.g. a death code) from the model's input.",
     "increase-learning-rate": "Raise a learning rate too low to move the model, in tenfold steps up to the recipe's own default.",
+    # causal-LM coding (seed 003): recipes/fixes/causal.py
+    "strict-output-format": "Train and post-process to the exact output format the metric checks (one code per answer, no extra text).",
+    "check-drop-last": "Turn drop_last off (and review gradient accumulation) so every sample is used each epoch.",
+    "mask-prompt-loss": "Mask the prompt out of the loss (labels -100 before the response) and keep EOS in it.",
 }
 
 ADVICE: dict[str, str] = {
@@ -40,9 +44,7 @@ ADVICE: dict[str, str] = {
     "split-by-patient": "Split train/validation/test by patient so no patient appears in two splits.",
     "deduplicate-splits": "Remove examples duplicated across splits before evaluating.",
     "raise-learning-rate": "The loss did not move: raise the learning rate or check which parameters are trainable.",
-    "strict-output-format": "Train and post-process to the exact output format the metric checks (one code per answer, no extra text).",
     "fix-truncation": "Raise max_length or truncate from the left so the end token is kept.",
-    "check-drop-last": "Review drop_last / gradient accumulation so every sample is used each epoch.",
     "add-validation-set": "Add a validation set so overfitting and early stopping can be judged.",
     "use-fast-tokenizer": "Use a tokenizer that round-trips the data (normalisation changes the text).",
     "tie-or-resize-lm-head": "Resize/tie lm_head together with the input embeddings after adding tokens.",

@@ -136,8 +136,9 @@ def _config(config: EhrDebugConfig | str | None, path: Path) -> EhrDebugConfig:
 
 
 class _Doctor:
-    def __init__(self, target: Target, cfg: EhrDebugConfig, data: str | None, allow_pickle: bool = False) -> None:
-        self.target, self.cfg, self.data, self.allow_pickle = target, cfg, data, allow_pickle
+    def __init__(self, target: Target, cfg: EhrDebugConfig, data: str | None, allow_pickle: bool = False,
+                 base: str | None = None) -> None:
+        self.target, self.cfg, self.data, self.allow_pickle, self.base = target, cfg, data, allow_pickle, base
         self.findings: list[Finding] = []
         self.suites: dict[str, dict[str, Any]] = {}
         self.records: list[dict[str, Any]] | None = None
@@ -146,6 +147,7 @@ class _Doctor:
         self.record: RunRecord = read_run(run.path if run is not None else target.path,
                                           run.info if run is not None and run.kind == "ehrdebug" else None)
         self.loaded: tuple[Any, Any] | None = None
+        self._history: History | None = None
 
     def run_suite(self, name: str, fn: Callable[[], list[Finding] | None]) -> None:
         start = time.perf_counter()
@@ -194,13 +196,19 @@ class _Doctor:
             return {}
         return data_sources((run.info or {}).get("data"), str(run.path))
 
+    def history(self) -> History:
+        """The run's history, read once (a long event log is the slowest input to read)."""
+        if self._history is None:
+            self._history = self.target.run.history()
+        return self._history
+
     def inputs(self) -> set[str]:
         """The registry's input names this target provides."""
         have = {"config"}
         run = self.target.run
         if run is not None:
             have.add("run")
-            history = run.history()
+            history = self.history()
             if len(history.train) or history.evals or history.metrics:
                 have.add("history")
         if self.records or self.data or self.run_data_sources():
@@ -237,7 +245,7 @@ class _Doctor:
         if run is None:
             self.skip("curves", "no training history (a bare checkpoint without trainer_state.json)")
             return None
-        history = _until(run.history(), self.target.until_step)
+        history = _until(self.history(), self.target.until_step)
         if not len(history.train) and not history.evals and not history.metrics:
             self.skip("curves", "the run logged no losses yet")
             return None
@@ -271,7 +279,8 @@ class _Doctor:
         from ehrdebug.loading import load_model
 
         if self.loaded is None and self.target.model_dir is not None and self.model_fits():
-            self.loaded = load_model(self.target.model_dir, self.target.tokenizer_dir, allow_pickle=self.allow_pickle)
+            self.loaded = load_model(self.target.model_dir, self.target.tokenizer_dir, allow_pickle=self.allow_pickle,
+                                     base=self.base)
         return self.loaded
 
     def model_fits(self) -> bool:
@@ -329,7 +338,7 @@ class _Doctor:
 def diagnose(path: str | os.PathLike[str], data: str | None = None,
              config: EhrDebugConfig | str | None = None, *, skip: Mapping[str, str] | None = None,
              replace: Mapping[str, Callable[[], list[Finding] | None]] | None = None,
-             allow_pickle: bool = False) -> Report:
+             allow_pickle: bool = False, base: str | None = None) -> Report:
     """The one doctor: every probe that applies to ``path`` (an ehrdebug run, an HF output dir, a checkpoint or a
     PEFT adapter), as one report. ``ehrdebug doctor``, the TUI, ``fix --auto``, the zoo and the demo all call it.
 
@@ -347,7 +356,7 @@ def diagnose(path: str | os.PathLike[str], data: str | None = None,
     cfg = _config(config, target.path)
     if data is not None:
         require_file(data, "data file")
-    doctor = _Doctor(target, cfg, data, allow_pickle)
+    doctor = _Doctor(target, cfg, data, allow_pickle, base)  # base: a PEFT adapter's --base
     doctor.load_records()
     inputs = doctor.inputs()
     applicable = {spec.id for spec in available(inputs)}

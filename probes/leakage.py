@@ -49,6 +49,7 @@ def probe_label_leakage(
     time_field: str | None = None,
     prediction_field: str | None = None,
     outcome_codes: Sequence[str] = (),
+    exclude_codes: Sequence[str] = (),
     positive_rate: float = POSITIVE_RATE,
     positive_coverage: float = POSITIVE_COVERAGE,
     min_support: int = MIN_SUPPORT,
@@ -58,7 +59,10 @@ def probe_label_leakage(
 
     ``records`` are code-sequence records (``codes``, per-code ``days``, a 0/1 label such as ``mortality``).
     ``outcome_codes`` are codes known to record the outcome (e.g. ``MEDS_DEATH``): any presence is reported.
+    ``exclude_codes`` are codes the run drops before encoding (its ``data.exclude_codes``): not in the input.
     """
+    if exclude_codes:
+        records = [_without(r, codes_field, set(map(str, exclude_codes))) for r in records]
     if not records:
         return [Finding(PROBE, Severity.INFO, "no records to check for leakage", subject=subject)]
     first = records[0]
@@ -71,6 +75,17 @@ def probe_label_leakage(
                               min_support, subject)
     findings += _after_prediction(records, codes_field, time_field, prediction_field, subject)
     return findings
+
+
+def _without(record: Mapping[str, Any], codes_field: str, drop: set[str]) -> dict[str, Any]:
+    """The record without the ``drop`` codes, its per-code lists (times, ages, visits) kept aligned."""
+    codes = list(record.get(codes_field) or ())
+    keep = [i for i, c in enumerate(codes) if str(c) not in drop]
+    out = dict(record)
+    for key, value in record.items():
+        if isinstance(value, list) and len(value) == len(codes):
+            out[key] = [value[i] for i in keep]
+    return out
 
 
 def code_label_table(records: Sequence[Mapping[str, Any]], label_field: str, codes_field: str = "codes") -> tuple[

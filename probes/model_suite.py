@@ -53,7 +53,7 @@ def run_model_probes(
             findings.extend(result)
         return result
 
-    run("model.trainable", trainable, model, base_vocab_size)
+    run("model.trainable", trainable, model, base_vocab_size, tokenizer=tokenizer)
     run("model.new_embeddings", new_embeddings, model, base_vocab_size, reference_state=reference_state, tokenizer=tokenizer)
     facts = gather_mamba_facts(model)
     if facts.is_mamba:

@@ -68,6 +68,7 @@ PROBES: list[ProbeSpec] = [
     ProbeSpec("data.label_leakage", "probes.leakage:probe_label_leakage", ("data",), ("drop-outcome-codes", "cut-at-prediction-time"), "codes that give a binary label away (positive rate ≥ 95% covering ≥ 5% of positives, e.g. a death code), events after the prediction time", "004"),
     ProbeSpec("metrics.classifier", "probes.task_metrics:probe_classifier", ("predictions",), ("increase-learning-rate", "train-longer", "report-auprc"), "a classifier that has not learned: AUROC whose bootstrap interval holds 0.5, AUPRC no better than the prevalence, flat probabilities; AUPRC beside AUROC when positives are rare", "004"),
     ProbeSpec("metrics.next_visit", "probes.task_metrics:probe_next_visit", ("predictions", "data"), ("increase-learning-rate", "train-longer", "weight-rare-codes"), "next-visit popularity collapse: recall@k no better than the k most frequent training codes, the same top-k for every patient", "001"),
+    ProbeSpec("data.prompt_loss", "probes.prompt_loss:prompt_loss", ("batches", "tokenizer"), ("mask-prompt-loss",), "instruction data (prompt/response): every prompt token carrying loss, and the prompt's share of the loss (the model's per-token loss when a model is given, else the token share)", "003"),
 ]
 
 

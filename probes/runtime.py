@@ -53,6 +53,7 @@ class MambaRuntimeFacts:
     parameters: int | None = None
     reference_parameters: int | None = None
     steps_per_epoch: int | None = None
+    use_mambapy: bool | None = None  # Mamba (v1) config: use mambapy's parallel scan off the kernel path
 
 
 def _kernel_resolution(module: Any) -> dict[str, bool]:
@@ -88,6 +89,10 @@ def _mamba_module(model: Any) -> Any:
     return sys.modules.get(names[0])
 
 
+def _is_mamba2(config: Any) -> bool:
+    return "mamba2" in str(getattr(config, "model_type", "")) or getattr(config, "backbone", "") == "mamba2"
+
+
 def gather_mamba_facts(model: Any) -> MambaRuntimeFacts:
     """Facts only: model type, device, kernels importable and what transformers actually resolved."""
     model_type = str(getattr(getattr(model, "config", None), "model_type", ""))
@@ -100,6 +105,7 @@ def gather_mamba_facts(model: Any) -> MambaRuntimeFacts:
         packages={p: _importable(p) for p in KERNEL_PACKAGES + ("mambapy",)},
         hub_kernels=_importable("kernels"),
         parameters=sum(p.numel() for p in model.parameters()),
+        use_mambapy=None if _is_mamba2(model.config) else getattr(model.config, "use_mambapy", False),
     )  # fmt: skip
     module = _mamba_module(model)
     if module is not None:
@@ -125,6 +131,15 @@ def _cost_text(facts: MambaRuntimeFacts, evidence: dict[str, Any]) -> str:
     return ("; " + ", ".join(parts)) if parts else ""
 
 
+def _reference_path(facts: MambaRuntimeFacts) -> str:
+    """Which PyTorch path runs without the kernels: mambapy's parallel scan, or transformers' per-token loop."""
+    if facts.use_mambapy is None:  # Mamba2: its PyTorch path is a chunked (parallel) scan already
+        return "the chunked PyTorch scan"
+    if facts.use_mambapy and facts.packages.get("mambapy"):
+        return "mambapy's parallel scan"
+    return "the per-token PyTorch loop (install mambapy and set use_mambapy=True for a parallel scan)"
+
+
 def judge_mamba_facts(facts: MambaRuntimeFacts) -> list[Finding]:
     evidence = asdict(facts)
     if not facts.is_mamba:
@@ -139,10 +154,11 @@ def judge_mamba_facts(facts: MambaRuntimeFacts) -> list[Finding]:
     missing_pkgs = [p for p in KERNEL_PACKAGES if not facts.packages.get(p)]
     slow_funcs = sorted(k for k, v in resolved.items() if not v)
     cost = _cost_text(facts, evidence)
+    evidence["reference_path"] = _reference_path(facts)
     if not facts.device.startswith("cuda"):
         return [Finding(PROBE, Severity.INFO,
                         f"{facts.model_type} on {facts.device}: the pure-PyTorch scan is the expected fallback "
-                        f"(the fused kernels are CUDA-only){cost}",
+                        f"(the fused kernels are CUDA-only; here: {evidence['reference_path']}){cost}",
                         evidence, [], [], rule="the fused mamba-ssm/causal-conv1d kernels only exist for CUDA")]  # fmt: skip
     if fast:
         return [Finding(PROBE, Severity.OK, f"{facts.model_type} on {facts.device} uses the fused kernels{cost}", evidence,

@@ -129,6 +129,24 @@ def probe_classifier(
     return findings
 
 
+def probe_meds_predictions(path: str, *, n_boot: int = 400, seed: int = 0, subject: str = "") -> list[Finding]:
+    """``probe_classifier`` on a MEDS-evaluation predictions file (``boolean_value``,
+    ``predicted_boolean_probability``), as runs write under ``artifacts/predictions/``."""
+    import pyarrow.parquet as pq
+
+    from ehrdebug.errors import UserError
+
+    try:
+        table = pq.read_table(path, columns=["boolean_value", "predicted_boolean_probability"]).to_pydict()
+    except (OSError, KeyError, ValueError) as exc:
+        raise UserError(f"cannot read MEDS predictions {path}: {str(exc).splitlines()[0]}") from exc
+    rows = [(y, p) for y, p in zip(table["boolean_value"], table["predicted_boolean_probability"], strict=True)
+            if y is not None and p is not None]
+    split = path.rsplit("/", 1)[-1].split(".", 1)[0] or "test"
+    return probe_classifier([y for y, _ in rows], [p for _, p in rows], n_boot=n_boot, seed=seed, split=split,
+                            subject=subject or path)
+
+
 def ranked_from_scores(scores: Any, columns: Sequence[str], k: int, exclude: Sequence[str] = ()) -> list[list[str]]:
     """Each row's ``k`` highest-scoring codes (``columns`` names the score columns; ``exclude`` specials)."""
     import numpy as np

@@ -39,7 +39,14 @@ def write_codes(root: Path, n_train: int = 80, n_eval: int = 40, seed: int = 0) 
                     vis += [v] * len(visit_codes)
                     days += [100 * v] * len(visit_codes)
                 label = int(risky) if split != "train" or rng.random() > 0.05 else 1 - int(risky)
-                record = {"patient_id": pid, "codes": codes, "ages": ages, "visits": vis, "days": days, "mortality": label,
-                          "next_visit_codes": [chronic, f"F{chronic[1:]}"]}
+                record = {
+                    "patient_id": pid,
+                    "codes": codes,
+                    "ages": ages,
+                    "visits": vis,
+                    "days": days,
+                    "mortality": label,
+                    "next_visit_codes": [chronic, f"F{chronic[1:]}"],
+                }
                 fh.write(json.dumps(record) + "\n")
     return root

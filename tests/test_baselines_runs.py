@@ -44,7 +44,9 @@ def _check_binary(run: Path, summary: dict) -> None:
         assert 0.0 <= test[key] <= 1.0
         ci = summary["test_ci"][key]
         assert ci["low"] <= ci["high"]
-    rows = [json.loads(line) for line in (run / "artifacts" / "test_predictions.jsonl").read_text().splitlines()]
+    rows = [
+        json.loads(line) for line in (run / "artifacts" / "test_predictions.jsonl").read_text().splitlines()
+    ]
     assert len(rows) == 40 and {"subject_id", "label", "probability"} <= set(rows[0])
     assert (run / "artifacts" / "roc_pr.png").stat().st_size > 1000
 
@@ -65,9 +67,14 @@ def test_logreg_learns_and_the_prior_is_the_floor(codes: Path, tmp_path: Path) -
     prior_run, prior = _train("logreg_prior_mortality_small.yaml", codes, tmp_path / "prior")
     _check_binary(prior_run, prior)
     assert prior["test"]["test_auroc"] == pytest.approx(0.5)
-    probs = {json.loads(line)["probability"] for line in (prior_run / "artifacts" / "test_predictions.jsonl").read_text().splitlines()}
+    probs = {
+        json.loads(line)["probability"]
+        for line in (prior_run / "artifacts" / "test_predictions.jsonl").read_text().splitlines()
+    }
     assert len(probs) == 1  # one probability for everyone: the training prevalence
-    prevalence = sum(json.loads(line)["mortality"] for line in (codes / "train.jsonl").read_text().splitlines()) / 80
+    prevalence = (
+        sum(json.loads(line)["mortality"] for line in (codes / "train.jsonl").read_text().splitlines()) / 80
+    )
     assert probs.pop() == pytest.approx(prevalence, abs=1e-3)
 
 
@@ -105,7 +112,9 @@ def test_lstm_trains_both_tasks_and_saves_safetensors(codes: Path, tmp_path: Pat
 
 
 @pytest.mark.parametrize("config_name", ["med2vec_mortality_small.yaml", "med2vec_nextvisit_small.yaml"])
-def test_med2vec_pretrains_then_fits_a_head_and_saves_embeddings(codes: Path, tmp_path: Path, config_name: str) -> None:
+def test_med2vec_pretrains_then_fits_a_head_and_saves_embeddings(
+    codes: Path, tmp_path: Path, config_name: str
+) -> None:
     from safetensors.torch import load_file
 
     run, summary = _train(config_name, codes, tmp_path / "m2v", *FAST["med2vec"])
@@ -124,22 +133,44 @@ def test_med2vec_objectives_use_neighbouring_visits_and_within_visit_pairs() -> 
 
     from recipes.baselines.med2vec_model import visit_batch
 
-    batch = visit_batch([[([3, 4], 50.0), ([5], 51.0), ([3, 6], 52.0)], [([7], 40.0)]], 8, window=1, max_code_pairs=100)
+    batch = visit_batch(
+        [[([3, 4], 50.0), ([5], 51.0), ([3, 6], 52.0)], [([7], 40.0)]], 8, window=1, max_code_pairs=100
+    )
     src, dst = batch["neighbours"]
-    assert sorted(zip(src.tolist(), dst.tolist(), strict=True)) == [(0, 1), (1, 0), (1, 2), (2, 1)]  # single visit: none
+    assert sorted(zip(src.tolist(), dst.tolist(), strict=True)) == [
+        (0, 1),
+        (1, 0),
+        (1, 2),
+        (2, 1),
+    ]  # single visit: none
     ci, cj = batch["code_pairs"]
     assert sorted(zip(ci.tolist(), cj.tolist(), strict=True)) == [(3, 4), (3, 6), (4, 3), (6, 3)]
     assert torch.equal(batch["last"], torch.tensor([2, 3]))
 
 
-def test_train_command_dispatches_baseline_configs(codes: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_train_command_dispatches_baseline_configs(
+    codes: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from ehrdebug.cli.app import main
 
     out = tmp_path / "cli_lr"
-    assert main(["train", str(CONFIGS / "logreg_mortality_small.yaml"), f"data.root={codes}", f"out={out}", "bootstrap=0"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(CONFIGS / "logreg_mortality_small.yaml"),
+                f"data.root={codes}",
+                f"out={out}",
+                "bootstrap=0",
+            ]
+        )
+        == 0
+    )
     assert capsys.readouterr().out.strip() == str(out)
     assert open_run(out).status == "finished"
-    assert main(["train", str(CONFIGS / "logreg_mortality_small.yaml"), f"data.root={codes}", f"out={out}"]) == 2  # not overwritten
+    assert (
+        main(["train", str(CONFIGS / "logreg_mortality_small.yaml"), f"data.root={codes}", f"out={out}"]) == 2
+    )  # not overwritten
     assert main(["train", str(CONFIGS / "xgboost_mortality_small.yaml"), "model.depth=2"]) == 2
     err = capsys.readouterr().err
     assert "not empty" in err and "did you mean 'model.max_depth'" in err

@@ -43,6 +43,8 @@ def test_a_death_code_in_the_input_is_found_from_its_label_rate(records):
     assert len(fail) == 1 and "798.1" in fail[0].title and "drop-outcome-codes" in fail[0].recipes
     top = fail[0].evidence["leaking_codes"][0]
     assert top["code"] == "798.1" and top["positive_rate"] == 1.0 and 0.5 < top["share_of_positives"] < 0.9
+    # what the run drops before encoding (data.exclude_codes) is not in the input
+    assert all(f.severity == Severity.OK for f in probe_label_leakage(leaked, exclude_codes=["798.1"]))
     # a code declared to record the outcome is reported even when it is rare
     named = probe_label_leakage(records[:50] + [{**records[0], "codes": ["MEDS_DEATH"], "mortality": 1}],
                                 outcome_codes=["MEDS_DEATH"])

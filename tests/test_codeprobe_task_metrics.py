@@ -70,3 +70,20 @@ def test_popularity_collapse_and_a_model_that_beats_it(splits):
     assert findings[0].evidence["recall_at_10"] > findings[0].evidence["popular_recall_at_10"]
     columns = ["a", "b", "c", "[PAD]"]
     assert ranked_from_scores([[0.1, 0.9, 0.5, 1.0]], columns, 2, exclude=["[PAD]"]) == [["b", "c"]]
+
+
+def test_meds_prediction_files_are_read(splits, tmp_path):
+    from ehrdebug.metrics import write_meds_predictions
+    from probes.task_metrics import probe_meds_predictions
+
+    test = splits[1]
+    rows = [{"subject_id": r["patient_id"], "prediction_time": "2020-01-01T00:00", "boolean_value": r["mortality"],
+             "predicted_boolean_probability": 0.1} for r in test]
+    path = tmp_path / "artifacts" / "predictions" / "test.parquet"
+    write_meds_predictions(str(path), rows)
+    findings = probe_meds_predictions(str(path))
+    assert findings[0].severity == Severity.FAIL and findings[0].evidence["n"] == len(test)
+    from ehrdebug.errors import UserError
+
+    with pytest.raises(UserError, match="cannot read MEDS predictions"):
+        probe_meds_predictions(str(tmp_path / "missing.parquet"))

@@ -80,6 +80,10 @@ def test_cpu_ehrmamba_states_the_pure_pytorch_path_and_its_measured_step_time():
     assert ev["step_seconds"] > 0 and ev["reference_step_seconds"] > 0 and ev["seq_len"] == 48
     assert ev["epoch_seconds_estimate"] == round(ev["step_seconds"] * 100, 1)
     assert 0.5 < ev["reference_parameters"] / ev["parameters"] < 2.0  # the comparison transformer is parameter-matched
+    assert ev["use_mambapy"] is True
+    assert ev["reference_path"].startswith("mambapy" if ev["packages"]["mambapy"] else "the per-token PyTorch loop")
+    loop = gather_mamba_facts(mf.tiny_mamba())  # transformers' MambaConfig: use_mambapy=False -> the loop, said so
+    assert "per-token PyTorch loop" in judge_mamba_facts(loop)[0].evidence["reference_path"]
 
 
 def test_probe_builds_the_model_from_a_config_or_a_checkpoint(tmp_path):

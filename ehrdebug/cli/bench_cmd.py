@@ -15,8 +15,12 @@ app = typer.Typer()
 
 @app.command("bench")
 def bench(
-    config: str = typer.Argument(..., help="Benchmark config, e.g. recipes/configs/bench_mortality_small.yaml."),
-    overrides: list[str] | None = typer.Argument(None, help="key=value overrides: out=runs/bench data.root=DIR only=[xgboost,lstm]"),
+    config: str = typer.Argument(
+        ..., help="Benchmark config, e.g. recipes/configs/bench_mortality_small.yaml."
+    ),
+    overrides: list[str] | None = typer.Argument(
+        None, help="key=value overrides: out=runs/bench data.root=DIR only=[xgboost,lstm]"
+    ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress display (the table is still printed)."),
 ) -> None:
     """Train and compare every model of a benchmark config on one dataset and split."""
@@ -28,7 +32,10 @@ def bench(
     out = run_bench(config, list(overrides or []), progress=not quiet)
     data = json.loads((out / "bench.json").read_text(encoding="utf-8"))
     typer.echo("\n".join(table_lines(data["rows"])))
-    typer.echo(f"ehrdebug: benchmark written to {out} in {data['total_seconds']:.0f} s (report.md, bench.json, plots)", err=True)
+    typer.echo(
+        f"ehrdebug: benchmark written to {out} in {data['total_seconds']:.0f} s (report.md, bench.json, plots)",
+        err=True,
+    )
 
 
 def train_baseline_command(config: str, overrides: list[str], dry_run: bool) -> bool:

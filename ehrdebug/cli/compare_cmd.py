@@ -15,7 +15,9 @@ app = typer.Typer()
 @app.command("compare")
 def compare(
     runs: list[str] = typer.Argument(..., help="Run directories (or benchmark folders) to compare."),
-    out: str | None = typer.Option(None, "--out", help="Also write compare.json, report.md and plots to this new folder."),
+    out: str | None = typer.Option(
+        None, "--out", help="Also write compare.json, report.md and plots to this new folder."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
 ) -> None:
     """Compare runs: parameters, time, memory, test AUROC/AUPRC/F1 with intervals, p-values."""

@@ -25,6 +25,8 @@ def doctor(
     output: str | None = typer.Option(None, "--output", "-o", help="Write the rendered report to this file."),
     allow_pickle: bool = typer.Option(False, "--allow-pickle",
                                       help="Load pickle-only weights (pytorch_model.bin); they can run code: trusted files only."),
+    base: str | None = typer.Option(None, "--base", help="A PEFT adapter's base model: a local dir or a hub id in the local HF "
+                                                         "cache (default: adapter_config.json's base_model_name_or_path)."),
 ) -> int:
     """Diagnose a run or checkpoint: curves, metrics, data, tokenizer and model probes, ranked."""
     from ehrdebug.cli.common import check_report_options, emit_report
@@ -33,7 +35,10 @@ def doctor(
 
     check_report_options(fmt, fail_on, output, (path, data, config))  # fail before minutes of probing
     resolve_target(path)  # a path that is no run/checkpoint, or whose run.json is broken: one line, exit 2
-    report = diagnose(path, data=data, config=config, allow_pickle=allow_pickle)
+    from ehrdebug.adapters import require_base
+
+    require_base(path, base)  # an adapter whose base is neither local nor cached: say what to pass, exit 2
+    report = diagnose(path, data=data, config=config, allow_pickle=allow_pickle, base=base)
     try:
         folder = save_report(report, path)
         typer.echo(f"ehrdebug: report saved to {folder}", err=True)

@@ -38,6 +38,8 @@ def fix(
     data: str = typer.Option(None, "--data", help="Data file for the doctor (--auto)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would change; write nothing."),
     list_: bool = typer.Option(False, "--list", help="List the fix-recipes and advice ids."),
+    allow_pickle: bool = typer.Option(False, "--allow-pickle",
+                                      help="Let the doctor (--auto) load pickle-only weights; trusted files only."),
 ) -> int:
     """Apply fix-recipes to a copy of a run, checkpoint or config (never over the original)."""
     from ehrdebug.errors import UserError
@@ -54,7 +56,7 @@ def fix(
     target = resolve_target(path)
     ids = list(recipe or [])
     if auto:
-        plan = auto_plan(path, data=data)
+        plan = auto_plan(path, data=data, allow_pickle=allow_pickle)
         typer.echo(f"doctor: {len(plan.report.findings)} findings, worst {plan.report.worst.label}")
         for rid in plan.fix_ids:
             typer.echo(f"  fix    {rid:32} <- {'; '.join(plan.reasons.get(rid, []))[:120]}")

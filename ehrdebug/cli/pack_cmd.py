@@ -17,7 +17,9 @@ app = typer.Typer()
 def pack(
     path: str = typer.Argument(..., help="A run directory or a benchmark folder."),
     out: str | None = typer.Option(None, "--out", help="Archive to write (default: <dir>.tar.gz beside it)."),
-    include_optimizer: bool = typer.Option(False, "--include-optimizer", help="Also pack optimizer/scheduler state (to resume elsewhere)."),
+    include_optimizer: bool = typer.Option(
+        False, "--include-optimizer", help="Also pack optimizer/scheduler state (to resume elsewhere)."
+    ),
 ) -> None:
     """Pack a run or benchmark into one small .tar.gz."""
     from recipes.bench.pack import pack_path

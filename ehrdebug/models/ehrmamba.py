@@ -3,7 +3,9 @@
 The backbone is transformers' own ``MambaModel``/``Mamba2Model`` (``backbone`` config key) called with
 ``inputs_embeds`` from ``CehrEmbeddings``, so transformers picks the execution path: the fused mamba-ssm /
 causal-conv1d kernels on CUDA when they import, the pure-PyTorch scan anywhere else
-(``probes.runtime.mamba_fast_path`` says which and what it costs). The backbone's own token table is
+(``probes.runtime.mamba_fast_path`` says which and what it costs). Without the kernels, Mamba (v1)
+uses mambapy's parallel scan (``use_mambapy``, a dependency) instead of transformers' per-token Python loop,
+whose backward pass is tens of times slower (measured: 0.7 s against 32 s per step at 1,024 tokens, CPU). The backbone's own token table is
 never used and is built with one row, so it adds no parameters and no unused gradients (DDP).
 
 Padding: Mamba has no attention over the batch. Batches are RIGHT-padded (``cehr_inputs.collate_cehr``), so
@@ -37,6 +39,7 @@ from ehrdebug.models.cehr_inputs import last_token_index
 IGNORE_INDEX = -100
 BACKBONES = ("mamba", "mamba2")
 TASK_HEADS = ("per_task", "shared")
+POOLINGS = ("last_token", "last_position")
 
 # large: seed 004's EHRMamba (24 layers, hidden 1024, state 16). Counts: tests and the report.
 TIERS: dict[str, dict[str, int]] = {
@@ -79,16 +82,19 @@ class EhrMambaConfig(PreTrainedConfig):
     pad_token_id: int | None = 0
     task_token_ids: list[int] | None = None
     task_heads: str = "per_task"
+    pooling: str = "last_token"  # "last_position" pools whatever is last, padding included (a failure to reproduce)
     classifier_dropout: float | None = None
     tie_word_embeddings: bool = True
     check_embedding_ids: bool = True
-    use_mambapy: bool = False
+    use_mambapy: bool = True  # without the CUDA kernels: mambapy's parallel scan (when installed), not the per-token loop
     tier_name: str | None = None
 
     def __post_init__(self, **kwargs: Any) -> None:
         super().__post_init__(**kwargs)
         if self.backbone not in BACKBONES:
             raise ValueError(f"backbone must be one of {', '.join(BACKBONES)}, not {self.backbone!r}")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, not {self.pooling!r}")
         if self.task_heads not in TASK_HEADS:
             raise ValueError(f"task_heads must be one of {', '.join(TASK_HEADS)}, not {self.task_heads!r}")
         if self.backbone == "mamba2" and (self.expand * self.hidden_size) % self.head_dim:
@@ -243,7 +249,8 @@ class EhrMambaForSequenceClassification(EhrMambaPreTrainedModel):
         hidden = self.ehrmamba(input_ids, attention_mask=attention_mask, **{k: v for k, v in inputs.items() if v is not None})
         mask = attention_mask if attention_mask is not None else torch.ones(hidden.shape[:2], dtype=torch.long, device=hidden.device)
         rows = torch.arange(hidden.size(0), device=hidden.device)
-        pooled = self.dropout(hidden[rows, last_token_index(mask.to(hidden.device))])
+        where = last_token_index(mask.to(hidden.device)) if self.config.pooling == "last_token" else rows * 0 + hidden.size(1) - 1
+        pooled = self.dropout(hidden[rows, where])
         every = self.classifier(pooled).view(hidden.size(0), self.num_heads, self.config.num_labels)
         if self.num_heads == 1:
             logits = every[:, 0]

@@ -49,9 +49,11 @@ def doctor_target(run: Any) -> Path:
 
 
 def checkpoint_for(run: Any) -> Path:
-    """The latest checkpoint of a run, or the run directory itself (an HF output dir, a model dir)."""
-    latest = run.latest_checkpoint()
-    return Path(latest.path) if latest is not None else Path(run.path)
+    """The latest checkpoint of a run (the one core lookup, ``ehrdebug.loading.latest_checkpoint``), or the run
+    directory itself (an HF output dir, a model dir)."""
+    from ehrdebug.loading import latest_checkpoint
+
+    return latest_checkpoint(run.path) or Path(run.path)
 
 
 def cli_command(*args: str) -> list[str]:
@@ -196,20 +198,9 @@ def retrain_run_dir(result: Any, overrides: dict[str, Any]) -> Path:
     return Path(str(overrides.get("out") or config.get("out") or Path(result.out_dir) / "run"))
 
 
-TRAIN_FALLBACK = (
-    "import sys; from recipes.train import load_recipe_config, run_training; "
-    "run_training(load_recipe_config(sys.argv[1], sys.argv[2:]))"
-)
-
-
 def train_command(config: str | os.PathLike[str], overrides: dict[str, Any]) -> list[str]:
-    """``ehrdebug train CONFIG key=value …``; where that command is not installed, the function it runs."""
-    import importlib.util
-
-    args = [str(config), *(f"{k}={v}" for k, v in overrides.items())]
-    if importlib.util.find_spec("ehrdebug.cli.train_cmd") is not None:
-        return cli_command("train", *args)
-    return [sys.executable, "-c", TRAIN_FALLBACK, *args]
+    """``ehrdebug train CONFIG key=value …``, run with this interpreter."""
+    return cli_command("train", str(config), *(f"{k}={v}" for k, v in overrides.items()))
 
 
 def spawn(

@@ -22,10 +22,14 @@ def check_out_dir(run_dir: Path) -> None:
     if run_dir.exists() and not run_dir.is_dir():
         raise UserError(f"out={run_dir} is a file; choose a new out= folder")
     if run_dir.is_dir() and any(run_dir.iterdir()):
-        raise UserError(f"out={run_dir} is not empty; choose a new or empty folder (nothing in it is overwritten)")
+        raise UserError(
+            f"out={run_dir} is not empty; choose a new or empty folder (nothing in it is overwritten)"
+        )
 
 
-def open_logger(config: dict[str, Any], run_dir: Path, architecture: str, task: Any, files: dict[str, str]) -> Any:
+def open_logger(
+    config: dict[str, Any], run_dir: Path, architecture: str, task: Any, files: dict[str, str]
+) -> Any:
     from ehrdebug.runstore import RunLogger
 
     check_out_dir(run_dir)
@@ -36,10 +40,16 @@ def open_logger(config: dict[str, Any], run_dir: Path, architecture: str, task: 
 
 def parameter_info(total: int, trainable: int | None = None) -> dict[str, Any]:
     trainable = total if trainable is None else trainable
-    return {"total": int(total), "trainable": int(trainable), "share": float(trainable / total) if total else 0.0}
+    return {
+        "total": int(total),
+        "trainable": int(trainable),
+        "share": float(trainable / total) if total else 0.0,
+    }
 
 
-def finish_run(log: Any, run_dir: Path, summary: dict[str, Any], history: dict[str, list[dict[str, Any]]]) -> Path:
+def finish_run(
+    log: Any, run_dir: Path, summary: dict[str, Any], history: dict[str, list[dict[str, Any]]]
+) -> Path:
     """``artifacts/metrics_summary.json`` (with the history), the final status event, then the run's
     markdown summary with plots (written last, so it reports the run as finished)."""
     from recipes.bench.run_summary import write_run_summary
@@ -47,7 +57,9 @@ def finish_run(log: Any, run_dir: Path, summary: dict[str, Any], history: dict[s
     out = run_dir / "artifacts"
     out.mkdir(parents=True, exist_ok=True)
     path = out / "metrics_summary.json"
-    path.write_text(json.dumps({**summary, "history": history}, indent=2, default=str) + "\n", encoding="utf-8")
+    path.write_text(
+        json.dumps({**summary, "history": history}, indent=2, default=str) + "\n", encoding="utf-8"
+    )
     log.finish("finished", **status_figures(summary))
     write_run_summary(run_dir)
     return path

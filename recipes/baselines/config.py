@@ -68,7 +68,9 @@ def _set(config: dict[str, Any], dotted: str, value: Any, known: dict[str, Any],
     node[leaf] = _check_type(dotted, value, known[dotted], where)
 
 
-def build_config(defaults: dict[str, Any], data: dict[str, Any], overrides: list[str], where: str) -> dict[str, Any]:
+def build_config(
+    defaults: dict[str, Any], data: dict[str, Any], overrides: list[str], where: str
+) -> dict[str, Any]:
     """Shared defaults ← the baseline's defaults ← the YAML mapping ← ``key=value`` overrides."""
     from recipes.train.config import parse_value
 

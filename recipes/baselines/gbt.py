@@ -46,10 +46,14 @@ class XGBoost:
         names = [f"code:{c}" for c in vocab] + ["age_first_visit", "age_last_visit"]
 
         def features(records: list[dict[str, Any]]) -> Any:
-            return hstack([bag_of_codes(records, vocab), csr_matrix(np.nan_to_num(ages_first_last(records), nan=0.0))]).tocsr()
+            return hstack(
+                [bag_of_codes(records, vocab), csr_matrix(np.nan_to_num(ages_first_last(records), nan=0.0))]
+            ).tocsr()
 
         x_train, x_valid, x_test = features(splits.train), features(splits.validation), features(splits.test)
-        y_train, y_valid, y_test = (task.targets(s, config) for s in (splits.train, splits.validation, splits.test))
+        y_train, y_valid, y_test = (
+            task.targets(s, config) for s in (splits.train, splits.validation, splits.test)
+        )
         m = config["model"]
         model = xgb.XGBClassifier(
             n_estimators=int(m["n_estimators"]), max_depth=int(m["max_depth"]), learning_rate=float(m["learning_rate"]),
@@ -68,7 +72,11 @@ class XGBoost:
             history: dict[str, list[dict[str, Any]]] = {"train": [], "eval": []}
             for i in range(rounds):  # one boosting round = one step of the run's curves
                 step = i + 1
-                train = {"step": step, "loss": float(curves["validation_0"]["logloss"][i]), "epoch": float(step)}
+                train = {
+                    "step": step,
+                    "loss": float(curves["validation_0"]["logloss"][i]),
+                    "epoch": float(step),
+                }
                 evals = {"step": step, "eval_loss": float(curves["validation_1"]["logloss"][i]),
                          "eval_auroc": float(curves["validation_1"]["auc"][i])}  # fmt: skip
                 log.log_train(step, loss=train["loss"], epoch=train["epoch"])
@@ -85,7 +93,9 @@ class XGBoost:
             log.log("checkpoint", best_round, path=f"checkpoints/step-{best_round}")
             p_valid = model.predict_proba(x_valid)[:, 1]  # the best round's trees (early stopping)
             p_test = model.predict_proba(x_test)[:, 1]
-            nodes = sum(len(tree.strip().splitlines()) for tree in model.get_booster()[:best_round].get_dump())  # one line a node
+            nodes = sum(
+                len(tree.strip().splitlines()) for tree in model.get_booster()[:best_round].get_dump()
+            )  # one line a node
             summary: dict[str, Any] = {
                 "recipe": self.NAME, "size": config["size"], "task": task.name, "steps": rounds, "epochs_done": rounds,
                 "train_seconds": round(clock.seconds, 3), "best_step": best_round,
@@ -94,7 +104,9 @@ class XGBoost:
                 "parameters": common.parameter_info(nodes), "parameters_note": "tree nodes (splits and leaves) up to the best round",
                 "best_eval": {**history["eval"][best_round - 1], **task.evaluate(y_valid, p_valid)},
             }  # fmt: skip
-            summary.update(task.final_test(run_dir, config, (y_valid, p_valid), (splits.test, y_test, p_test)))
+            summary.update(
+                task.final_test(run_dir, config, (y_valid, p_valid), (splits.test, y_test, p_test))
+            )
             common.finish_run(log, run_dir, summary, history)
         return run_dir
 

@@ -48,19 +48,26 @@ class LogReg:
 
         def features(records: list[dict[str, Any]]) -> Any:
             if not use_codes:
-                return np.zeros((len(records), 1), dtype=np.float32)  # a constant column: the intercept alone learns
+                return np.zeros(
+                    (len(records), 1), dtype=np.float32
+                )  # a constant column: the intercept alone learns
             return bag_of_codes(records, vocab, binary=bool(config["binary"]))
 
         y_train, y_valid = task.targets(splits.train, config), task.targets(splits.validation, config)
         clock = common.Clock()
         with common.open_logger(config, run_dir, self.ARCHITECTURE, task, splits.files()) as log:
             with clock:
-                model = LogisticRegression(C=float(config["model"]["C"]), max_iter=int(config["model"]["max_iter"]))
+                model = LogisticRegression(
+                    C=float(config["model"]["C"]), max_iter=int(config["model"]["max_iter"])
+                )
                 model.fit(features(splits.train), y_train)
             p_train = model.predict_proba(features(splits.train))[:, 1]
             p_valid = model.predict_proba(features(splits.validation))[:, 1]
             train_loss = float(log_loss(y_train, p_train, labels=[0, 1]))
-            eval_metrics = {"eval_loss": float(log_loss(y_valid, p_valid, labels=[0, 1])), **task.evaluate(y_valid, p_valid)}
+            eval_metrics = {
+                "eval_loss": float(log_loss(y_valid, p_valid, labels=[0, 1])),
+                **task.evaluate(y_valid, p_valid),
+            }
             log.log_train(1, loss=train_loss, epoch=1.0)
             log.log_eval(1, eval_metrics)
             ckpt = run_dir / "checkpoints" / "step-1"
@@ -68,7 +75,9 @@ class LogReg:
             weights = {"intercept": float(model.intercept_[0]), "features": config["features"],
                        "coef": dict(zip(vocab, model.coef_[0].tolist(), strict=True)) if use_codes else {}}  # fmt: skip
             (ckpt / "model.json").write_text(json.dumps(weights, indent=1) + "\n", encoding="utf-8")
-            (ckpt / "trainer_state.json").write_text(json.dumps({"step": 1, "best_step": 1}) + "\n", encoding="utf-8")
+            (ckpt / "trainer_state.json").write_text(
+                json.dumps({"step": 1, "best_step": 1}) + "\n", encoding="utf-8"
+            )
             log.log("checkpoint", 1, path="checkpoints/step-1")
             y_test = task.targets(splits.test, config)
             p_test = model.predict_proba(features(splits.test))[:, 1]
@@ -78,8 +87,13 @@ class LogReg:
                 "best_checkpoint": "checkpoints/step-1", "vocab_size": len(vocab),
                 "parameters": common.parameter_info(len(vocab) + 1), "best_eval": {"step": 1, **eval_metrics},
             }  # fmt: skip
-            summary.update(task.final_test(run_dir, config, (y_valid, p_valid), (splits.test, y_test, p_test)))
-            history = {"train": [{"step": 1, "loss": train_loss, "epoch": 1.0}], "eval": [{"step": 1, **eval_metrics}]}
+            summary.update(
+                task.final_test(run_dir, config, (y_valid, p_valid), (splits.test, y_test, p_test))
+            )
+            history = {
+                "train": [{"step": 1, "loss": train_loss, "epoch": 1.0}],
+                "eval": [{"step": 1, **eval_metrics}],
+            }
             common.finish_run(log, run_dir, summary, history)
         return run_dir
 

@@ -83,7 +83,10 @@ class LSTMBaseline:
         splits = load_splits(config, task.usable(config))
         index = CodeIndex(code_vocab(splits.train, int(config["min_frequency"])))
         outputs = task.output_vocab(splits.train)
-        enc = {name: [index.encode(r, int(config["max_length"])) for r in getattr(splits, name)] for name in ("train", "validation", "test")}
+        enc = {
+            name: [index.encode(r, int(config["max_length"])) for r in getattr(splits, name)]
+            for name in ("train", "validation", "test")
+        }
         ys = {name: torch.from_numpy(task.targets(getattr(splits, name), config, outputs)) for name in enc}
         if ys["train"].dim() == 1:
             ys = {k: v.unsqueeze(-1) for k, v in ys.items()}
@@ -136,7 +139,11 @@ class LSTMBaseline:
                 "best_eval": next((e for e in state["history"]["eval"] if e["step"] == state["best_step"]), None),
             }  # fmt: skip
             test = (splits.test, task.targets(splits.test, config, outputs), p_test)
-            summary.update(task.final_test(run_dir, config, (y_valid, p_valid), test, outputs=outputs, train=splits.train))
+            summary.update(
+                task.final_test(
+                    run_dir, config, (y_valid, p_valid), test, outputs=outputs, train=splits.train
+                )
+            )
             common.finish_run(log, run_dir, summary, state["history"])
         return run_dir
 

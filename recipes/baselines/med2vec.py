@@ -43,7 +43,9 @@ class Med2VecBaseline:
         from recipes.baselines.data import data_root, read_split
 
         n = len(read_split(data_root(config), "train"))
-        return sum(int(config[p]["epochs"]) * ceil(n / int(config[p]["batch_size"])) for p in ("pretrain", "train"))
+        return sum(
+            int(config[p]["epochs"]) * ceil(n / int(config[p]["batch_size"])) for p in ("pretrain", "train")
+        )
 
     def train(self, config: dict[str, Any], out_dir: str | Path | None = None) -> Path:
         import torch
@@ -76,13 +78,18 @@ class Med2VecBaseline:
         history: dict[str, list[dict[str, Any]]] = {"train": [], "eval": []}
         with common.open_logger(config, run_dir, self.ARCHITECTURE, task, splits.files()) as log:
             # -- phase 1: the two Med2Vec objectives ------------------------------------------------------
-            valid_batch = visit_batch(patients["validation"], len(index), window, max_pairs, torch.Generator().manual_seed(0))
+            valid_batch = visit_batch(
+                patients["validation"], len(index), window, max_pairs, torch.Generator().manual_seed(0)
+            )
             pre = fit(encoder, len(patients["train"]), lambda idx: pretrain_batch("train", idx), lambda mdl, b: mdl.loss(b),
                       lambda mdl: {"eval_loss": float(mdl.loss(valid_batch))}, config["pretrain"], log, metric="eval_loss",
                       seed=int(config["seed"]), phase="med2vec", history=history)  # fmt: skip
             embeddings_dir = run_dir / "artifacts" / "med2vec"
             embeddings_dir.mkdir(parents=True, exist_ok=True)
-            save_file({"code_embeddings": encoder.code_embeddings().detach().contiguous()}, str(embeddings_dir / "code_embeddings.safetensors"))
+            save_file(
+                {"code_embeddings": encoder.code_embeddings().detach().contiguous()},
+                str(embeddings_dir / "code_embeddings.safetensors"),
+            )
             index.save(embeddings_dir)
 
             # -- phase 2: a head on frozen patient vectors ------------------------------------------------
@@ -90,7 +97,10 @@ class Med2VecBaseline:
                 p.requires_grad_(False)
             model = build_head(cfg, encoder)
             with torch.no_grad():
-                feats = {s: model.patient_vectors(visit_batch(patients[s], len(index), window, 0)) for s in patients}
+                feats = {
+                    s: model.patient_vectors(visit_batch(patients[s], len(index), window, 0))
+                    for s in patients
+                }
             ys = {s: torch.from_numpy(task.targets(getattr(splits, s), config, outputs)) for s in patients}
             if ys["train"].dim() == 1:
                 ys = {k: v.unsqueeze(-1) for k, v in ys.items()}
@@ -127,7 +137,11 @@ class Med2VecBaseline:
             }  # fmt: skip
             test = (splits.test, task.targets(splits.test, config, outputs), p_test)
             y_valid = task.targets(splits.validation, config, outputs)
-            summary.update(task.final_test(run_dir, config, (y_valid, p_valid), test, outputs=outputs, train=splits.train))
+            summary.update(
+                task.final_test(
+                    run_dir, config, (y_valid, p_valid), test, outputs=outputs, train=splits.train
+                )
+            )
             common.finish_run(log, run_dir, summary, history)
         return run_dir
 

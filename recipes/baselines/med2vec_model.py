@@ -83,7 +83,9 @@ def build_head(cfg: SimpleNamespace, encoder: Any) -> Any:
             owner = batch["owner"]
             n = int(batch["n_patients"])
             sums = torch.zeros(n, v.shape[1]).index_add_(0, owner, v)
-            counts = torch.zeros(n).index_add_(0, owner, torch.ones_like(owner, dtype=torch.float)).clamp(min=1)
+            counts = (
+                torch.zeros(n).index_add_(0, owner, torch.ones_like(owner, dtype=torch.float)).clamp(min=1)
+            )
             return torch.cat([sums / counts[:, None], v[batch["last"]]], dim=-1)
 
         def forward(self, features: Any) -> Any:

@@ -53,9 +53,13 @@ def load_baseline_config(path: str | Path | None, overrides: list[str] | None = 
     overrides = list(overrides or [])
     name = next((o.split("=", 1)[1] for o in overrides if o.startswith("recipe=")), data.get("recipe"))
     baseline = get_baseline(str(name))
-    config = build_config({**baseline.DEFAULTS, "recipe": baseline.NAME}, data, overrides, str(path or "config"))
+    config = build_config(
+        {**baseline.DEFAULTS, "recipe": baseline.NAME}, data, overrides, str(path or "config")
+    )
     if config["task"] not in baseline.TASKS:
-        raise UserError(f"{path or 'config'}: baseline {baseline.NAME!r} trains {', '.join(baseline.TASKS)}, not {config['task']!r}")
+        raise UserError(
+            f"{path or 'config'}: baseline {baseline.NAME!r} trains {', '.join(baseline.TASKS)}, not {config['task']!r}"
+        )
     return config
 
 
@@ -64,7 +68,9 @@ def train_baseline(config: dict[str, Any], out_dir: str | Path | None = None) ->
     return get_baseline(config["recipe"]).train(config, out_dir)
 
 
-def train_config_file(path: str, overrides: list[str], dry_run: bool = False) -> tuple[dict[str, Any], Path | None] | None:
+def train_config_file(
+    path: str, overrides: list[str], dry_run: bool = False
+) -> tuple[dict[str, Any], Path | None] | None:
     """What ``ehrdebug train`` calls first: None when ``path`` is not a baseline config, else
     (resolved config, run dir or None on a dry run)."""
     if baseline_name(path) is None:

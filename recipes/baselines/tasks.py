@@ -30,7 +30,9 @@ class BinaryTask:
         field = config["label_field"]
         return lambda r: r.get(field) in (0, 1, True, False)
 
-    def targets(self, records: list[dict[str, Any]], config: dict[str, Any], outputs: list[str] | None = None) -> Any:
+    def targets(
+        self, records: list[dict[str, Any]], config: dict[str, Any], outputs: list[str] | None = None
+    ) -> Any:
         import numpy as np
 
         return np.asarray([int(r[config["label_field"]]) for r in records], dtype=np.float32)
@@ -38,7 +40,9 @@ class BinaryTask:
     def output_vocab(self, train: list[dict[str, Any]]) -> list[str]:
         return ["1"]
 
-    def evaluate(self, y: Any, p: Any, prefix: str = "eval", threshold: float | None = None) -> dict[str, float]:
+    def evaluate(
+        self, y: Any, p: Any, prefix: str = "eval", threshold: float | None = None
+    ) -> dict[str, float]:
         from ehrdebug.metrics import binary_metrics, choose_threshold
 
         cut = choose_threshold(y, p) if threshold is None else threshold
@@ -85,7 +89,9 @@ class NextVisitTask:
         counts = Counter(str(c) for r in train for c in set(r["next_visit_codes"]))
         return sorted(counts, key=lambda c: (-counts[c], c))
 
-    def targets(self, records: list[dict[str, Any]], config: dict[str, Any], outputs: list[str] | None = None) -> Any:
+    def targets(
+        self, records: list[dict[str, Any]], config: dict[str, Any], outputs: list[str] | None = None
+    ) -> Any:
         import numpy as np
 
         index = {c: i for i, c in enumerate(outputs or [])}

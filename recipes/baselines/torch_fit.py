@@ -52,11 +52,20 @@ def fit(model: Any, n_train: int, make_batch: Callable[[list[int]], dict[str, An
 
     history = history if history is not None else {"train": [], "eval": []}
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=float(fit_config["lr"]), weight_decay=float(fit_config.get("weight_decay", 0.0)))
+    optimizer = torch.optim.AdamW(
+        params, lr=float(fit_config["lr"]), weight_decay=float(fit_config.get("weight_decay", 0.0))
+    )
     size = int(fit_config["batch_size"])
     log_every = int(fit_config.get("log_every", 10))
     patience = fit_config.get("patience")
-    state: dict[str, Any] = {"step": first_step, "best": None, "best_step": None, "bad": 0, "epochs_done": 0.0, "seconds": 0.0}
+    state: dict[str, Any] = {
+        "step": first_step,
+        "best": None,
+        "best_step": None,
+        "bad": 0,
+        "epochs_done": 0.0,
+        "seconds": 0.0,
+    }
     best_weights = copy.deepcopy(model.state_dict())
     started = time.perf_counter()
     for epoch in range(int(fit_config["epochs"])):
@@ -74,7 +83,13 @@ def fit(model: Any, n_train: int, make_batch: Callable[[list[int]], dict[str, An
                 raise FloatingPointError(f"{phase or 'training'} loss became {value} at step {state['step']}")
             if state["step"] % log_every == 0 or b == len(parts) - 1:
                 row = {"step": state["step"], "loss": value, "epoch": round(epoch + (b + 1) / len(parts), 4)}
-                log.log_train(state["step"], loss=value, epoch=row["epoch"], grad_norm=float(grad_norm), **({"phase": phase} if phase else {}))
+                log.log_train(
+                    state["step"],
+                    loss=value,
+                    epoch=row["epoch"],
+                    grad_norm=float(grad_norm),
+                    **({"phase": phase} if phase else {}),
+                )
                 history["train"].append({**row, **({"phase": phase} if phase else {})})
         state["epochs_done"] = epoch + 1
         model.eval()
@@ -83,16 +98,26 @@ def fit(model: Any, n_train: int, make_batch: Callable[[list[int]], dict[str, An
         log.log_eval(state["step"], {**metrics, **({"phase": phase} if phase else {})})
         history["eval"].append({"step": state["step"], **metrics, **({"phase": phase} if phase else {})})
         value = metrics[metric]
-        improved = state["best"] is None or (value > state["best"] if higher_is_better(metric) else value < state["best"])
+        improved = state["best"] is None or (
+            value > state["best"] if higher_is_better(metric) else value < state["best"]
+        )
         if improved:
             state.update(best=value, best_step=state["step"], bad=0)
             best_weights = copy.deepcopy(model.state_dict())
-            _checkpoint(log, state["step"], model, optimizer, {"phase": phase, "epoch": epoch + 1, metric: value, **(checkpoint_extra or {})})
+            _checkpoint(
+                log,
+                state["step"],
+                model,
+                optimizer,
+                {"phase": phase, "epoch": epoch + 1, metric: value, **(checkpoint_extra or {})},
+            )
         else:
             state["bad"] += 1
         state["seconds"] = time.perf_counter() - started
         if patience is not None and state["bad"] >= int(patience):
-            log.alert(state["step"], "info", f"early stopping: no improvement of {metric} in {patience} epochs")
+            log.alert(
+                state["step"], "info", f"early stopping: no improvement of {metric} in {patience} epochs"
+            )
             break
         if fit_config.get("max_minutes") and state["seconds"] > 60 * float(fit_config["max_minutes"]):
             log.alert(state["step"], "info", f"stopped after max_minutes={fit_config['max_minutes']}")

@@ -26,6 +26,10 @@ DEFAULTS: dict[str, Any] = {"name": "benchmark", "out": "runs/bench", "data": {"
 MODEL_KEYS = {"name", "config", "baseline", "score", "init_from", "overrides", "optional"}
 
 
+class _Skip(UserError):
+    """A model that cannot start because the model it starts from did not finish."""
+
+
 def _project_path(path: str) -> Path:
     """A config path as given (from the current folder), else under the installed project (shipped configs)."""
     p = Path(path)
@@ -42,7 +46,9 @@ def load_bench_config(path: str | Path, overrides: list[str] | None = None) -> d
     data = read_yaml(_project_path(str(path)))
     unknown = set(data) - set(DEFAULTS)
     if unknown:
-        raise UserError(f"{path}: unknown benchmark key {sorted(unknown)[0]!r} (known: {', '.join(DEFAULTS)})")
+        raise UserError(
+            f"{path}: unknown benchmark key {sorted(unknown)[0]!r} (known: {', '.join(DEFAULTS)})"
+        )
     config = copy.deepcopy(DEFAULTS)
     config.update({k: v for k, v in data.items() if k != "data"})
     config["data"].update(data.get("data") or {})
@@ -77,7 +83,9 @@ def load_bench_config(path: str | Path, overrides: list[str] | None = None) -> d
         wanted = set(config["only"]) if isinstance(config["only"], list) else {str(config["only"])}
         missing = wanted - names
         if missing:
-            raise UserError(f"only: no model named {sorted(missing)[0]!r} (models: {', '.join(sorted(names))})")
+            raise UserError(
+                f"only: no model named {sorted(missing)[0]!r} (models: {', '.join(sorted(names))})"
+            )
         config["models"] = [m for m in models if m["name"] in wanted]
     return config
 
@@ -102,7 +110,9 @@ def run_bench(path: str | Path, overrides: list[str] | None = None, progress: bo
     config = load_bench_config(path, overrides)
     out = Path(config["out"])
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise UserError(f"out={out} is not empty; choose a new folder for the benchmark (nothing in it is overwritten)")
+        raise UserError(
+            f"out={out} is not empty; choose a new folder for the benchmark (nothing in it is overwritten)"
+        )
     (out / "runs").mkdir(parents=True)
     shared = _shared(config)
     entries: list[Entry] = []
@@ -122,7 +132,7 @@ def run_bench(path: str | Path, overrides: list[str] | None = None, progress: bo
                 model_config = runner.load(cfg_path, shared, list(model["overrides"]))
                 if model.get("init_from"):
                     if model["init_from"] not in finished:
-                        raise UserError(f"starts from {model['init_from']!r}, which did not finish")
+                        raise _Skip(f"starts from {model['init_from']!r}, which did not finish")
                     model_config = runner.init_from(model_config, finished[model["init_from"]])
                 view.start(index, name, runner.planned_steps(model_config), run_dir)
                 entry.run_dir = run_dir
@@ -139,19 +149,27 @@ def run_bench(path: str | Path, overrides: list[str] | None = None, progress: bo
                 test = _test_figures(run_dir)
                 view.done(name, "finished", f"in {measure.result.get('wall_seconds', 0):.0f} s {test}")
             except Exception as exc:  # noqa: BLE001 - one model's failure must not stop the others
-                missing = isinstance(exc, UserError) and str(exc).startswith("config not found") and model.get("optional")
-                entry.status = "skipped" if missing else "failed"
+                missing = (
+                    isinstance(exc, UserError)
+                    and str(exc).startswith("config not found")
+                    and model.get("optional")
+                )
+                entry.status = "skipped" if missing or isinstance(exc, _Skip) else "failed"
                 entry.error = f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:500]
                 if entry.run_dir is not None and not (entry.run_dir / "run.json").is_file():
                     entry.run_dir = None
                 view.done(name, entry.status, entry.error)
-            except BaseException as exc:  # Ctrl-C, SIGTERM (the loop checkpoints and exits): keep what is done
+            except (
+                BaseException
+            ) as exc:  # Ctrl-C, SIGTERM (the loop checkpoints and exits): keep what is done
                 entry.status, entry.error = "interrupted", f"{type(exc).__name__}: {exc}"
                 interrupted = exc
             entries.append(entry)
             if interrupted is not None:
                 break
-    rows = build_rows(entries, bootstrap=int(config["bootstrap"]), seed=int(config["seed"]), metric=config["metric"])
+    rows = build_rows(
+        entries, bootstrap=int(config["bootstrap"]), seed=int(config["seed"]), metric=config["metric"]
+    )
     write_outputs(out, rows, _meta(config, path, rows, time.time() - started), f"Benchmark: {config['name']}")
     if interrupted is not None:
         raise interrupted
@@ -162,11 +180,17 @@ def _test_figures(run_dir: Path) -> str:
     from recipes.bench.runinfo import read_run
 
     test = read_run(run_dir).test
-    shown = [k for k in ("test_auroc", "test_auprc", "test_f1", "test_aps") if isinstance(test.get(k), (int, float))]
+    shown = [
+        k
+        for k in ("test_auroc", "test_auprc", "test_f1", "test_aps")
+        if isinstance(test.get(k), (int, float))
+    ]
     return " ".join(f"{k}={test[k]:.3f}" for k in shown)
 
 
-def _meta(config: dict[str, Any], path: str | Path, rows: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
+def _meta(
+    config: dict[str, Any], path: str | Path, rows: list[dict[str, Any]], seconds: float
+) -> dict[str, Any]:
     import os
     import platform
 

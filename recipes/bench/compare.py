@@ -43,7 +43,9 @@ def expand(paths: list[str | Path]) -> list[Path]:
     return out
 
 
-def compare_runs(paths: list[str | Path], out_dir: str | Path | None = None, bootstrap: int = 200, seed: int = 0) -> Comparison:
+def compare_runs(
+    paths: list[str | Path], out_dir: str | Path | None = None, bootstrap: int = 200, seed: int = 0
+) -> Comparison:
     from recipes.bench.table import Entry, build_rows
 
     runs = expand(paths)
@@ -62,6 +64,10 @@ def compare_runs(paths: list[str | Path], out_dir: str | Path | None = None, boo
 
         out = Path(out_dir)
         if out.exists() and any(out.iterdir()):
-            raise UserError(f"{out} is not empty; choose a new folder for the comparison (nothing is overwritten)")
-        files = write_outputs(out, rows, {"runs": [str(r) for r in runs]}, "Comparison", json_name="compare.json")
+            raise UserError(
+                f"{out} is not empty; choose a new folder for the comparison (nothing is overwritten)"
+            )
+        files = write_outputs(
+            out, rows, {"runs": [str(r) for r in runs]}, "Comparison", json_name="compare.json"
+        )
     return Comparison(rows=rows, files=files)

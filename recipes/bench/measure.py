@@ -55,7 +55,9 @@ class Measure:
         if self._cuda:
             import torch
 
-            self.result.update(peak_memory_mb=round(torch.cuda.max_memory_allocated() / MB, 1), memory_source="cuda")
+            self.result.update(
+                peak_memory_mb=round(torch.cuda.max_memory_allocated() / MB, 1), memory_source="cuda"
+            )
         else:
             self.result.update(peak_memory_mb=self.result["peak_rss_mb"], memory_source="rss")
 

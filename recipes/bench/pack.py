@@ -63,7 +63,11 @@ def find_runs(root: Path, depth: int = 3) -> list[Path]:
 
 
 def _files(folder: Path) -> list[Path]:
-    return sorted(f for f in folder.rglob("*") if f.is_file() and ".tmp" not in f.name) if folder.is_dir() else []
+    return (
+        sorted(f for f in folder.rglob("*") if f.is_file() and ".tmp" not in f.name)
+        if folder.is_dir()
+        else []
+    )
 
 
 def _checkpoint_files(ckpt: Path, include_optimizer: bool) -> tuple[list[Path], bool]:
@@ -88,7 +92,12 @@ def run_members(run: Path, include_optimizer: bool) -> tuple[list[Path], dict[st
     members = [run / name for name in RUN_FILES if (run / name).is_file()]
     members += _files(run / "artifacts")
     notes: list[str] = []
-    info: dict[str, Any] = {"name": run.name, "status": record.status, "checkpoint": None, "adapter_only": False}
+    info: dict[str, Any] = {
+        "name": run.name,
+        "status": record.status,
+        "checkpoint": None,
+        "adapter_only": False,
+    }
     if record.status != "finished":
         notes.append(f"{run.name}: run is {record.status} (no finished status); packing what it wrote")
     best = record.best_checkpoint()
@@ -99,7 +108,10 @@ def run_members(run: Path, include_optimizer: bool) -> tuple[list[Path], dict[st
         if adapter_only:
             notes.append(f"{run.name}: best checkpoint {best.name}: LoRA adapter only")
         if include_optimizer:
-            latest = max((p for p in (run / "checkpoints").glob("step-*") if p.name[5:].isdigit()), key=lambda p: int(p.name[5:]))
+            latest = max(
+                (p for p in (run / "checkpoints").glob("step-*") if p.name[5:].isdigit()),
+                key=lambda p: int(p.name[5:]),
+            )
             if latest != best:
                 members += _files(latest)
                 info["resume_checkpoint"] = str(latest.relative_to(run))
@@ -124,7 +136,12 @@ def pack_path(path: str | Path, out: str | Path | None = None, include_optimizer
     members: list[Path] = []
     if not _is_run(root):  # a benchmark (or compare) folder: its own table, report and plots
         members += sorted(f for f in root.iterdir() if f.is_file())
-    manifest: dict[str, Any] = {"created": time.time(), "source": str(root), "include_optimizer": include_optimizer, "runs": []}
+    manifest: dict[str, Any] = {
+        "created": time.time(),
+        "source": str(root),
+        "include_optimizer": include_optimizer,
+        "runs": [],
+    }
     notes: list[str] = []
     for run in runs:
         files, info, run_notes = run_members(run, include_optimizer)
@@ -146,4 +163,11 @@ def pack_path(path: str | Path, out: str | Path | None = None, include_optimizer
         tmp.unlink()
         raise UserError(f"{archive} already exists; choose another --out (nothing is overwritten)")
     os.replace(tmp, archive)
-    return PackResult(archive=archive, size=archive.stat().st_size, files=len(unique) + 1, runs=len(runs), notes=notes, manifest=manifest)
+    return PackResult(
+        archive=archive,
+        size=archive.stat().st_size,
+        files=len(unique) + 1,
+        runs=len(runs),
+        notes=notes,
+        manifest=manifest,
+    )

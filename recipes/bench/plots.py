@@ -35,13 +35,19 @@ def roc_pr(curves: list[tuple[str, Any, Any]], path: Path, title: str = "") -> P
         fpr, tpr, _ = roc_curve(y, p)
         precision, recall, _ = precision_recall_curve(y, p)
         ax_roc.plot(fpr, tpr, lw=1.4, label=f"{name} ({roc_auc_score(y, p):.3f})")
-        ax_pr.step(recall, precision, where="post", lw=1.4, label=f"{name} ({average_precision_score(y, p):.3f})")
+        ax_pr.step(
+            recall, precision, where="post", lw=1.4, label=f"{name} ({average_precision_score(y, p):.3f})"
+        )
         prevalence = float(y.mean())
     ax_roc.plot([0, 1], [0, 1], color="grey", ls="--", lw=0.8)
     if prevalence is not None:
         ax_pr.axhline(prevalence, color="grey", ls="--", lw=0.8, label=f"prevalence ({prevalence:.3f})")
-    ax_roc.set(xlabel="false positive rate", ylabel="true positive rate", title=f"ROC (AUROC) {title}".strip())
-    ax_pr.set(xlabel="recall", ylabel="precision", title=f"precision-recall (AUPRC) {title}".strip(), ylim=(0, 1.02))
+    ax_roc.set(
+        xlabel="false positive rate", ylabel="true positive rate", title=f"ROC (AUROC) {title}".strip()
+    )
+    ax_pr.set(
+        xlabel="recall", ylabel="precision", title=f"precision-recall (AUPRC) {title}".strip(), ylim=(0, 1.02)
+    )
     for ax in (ax_roc, ax_pr):
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
@@ -53,14 +59,21 @@ def metric_vs(rows: list[dict[str, Any]], path: Path, metric: str = "test_auroc"
     """``metric`` (with its 95% interval) against parameters (log scale) and against training seconds."""
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    for ax, key, label in ((axes[0], "parameters", "parameters (log)"), (axes[1], "train_seconds", "training seconds (log)")):
+    for ax, key, label in (
+        (axes[0], "parameters", "parameters (log)"),
+        (axes[1], "train_seconds", "training seconds (log)"),
+    ):
         for row in rows:
             x, y = row.get(key), row.get(metric)
             if not isinstance(x, (int, float)) or not isinstance(y, (int, float)) or x <= 0:
                 continue
             ci = row.get(f"{metric}_ci") or {}
             low, high = ci.get("low"), ci.get("high")
-            err = [[y - low], [high - y]] if isinstance(low, (int, float)) and isinstance(high, (int, float)) else None
+            err = (
+                [[y - low], [high - y]]
+                if isinstance(low, (int, float)) and isinstance(high, (int, float))
+                else None
+            )
             ax.errorbar([x], [y], yerr=err, fmt="o", capsize=3, label=row["model"])
             ax.annotate(row["model"], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
         ax.set_xscale("log")

@@ -51,11 +51,15 @@ class BenchProgress:
         label = f"[{index + 1}/{self.total_models}] {model}"
         if not self.live:
             if self.enabled:
-                self.console.print(f"bench {label}: training ({planned_steps or '?'} steps planned) -> {run_dir}")
+                self.console.print(
+                    f"bench {label}: training ({planned_steps or '?'} steps planned) -> {run_dir}"
+                )
             return
         task = self._progress.add_task(label, total=planned_steps or None, info="starting")
         self._stop = threading.Event()
-        self._watch = threading.Thread(target=self._follow, args=(task, run_dir / "events.jsonl", planned_steps), daemon=True)
+        self._watch = threading.Thread(
+            target=self._follow, args=(task, run_dir / "events.jsonl", planned_steps), daemon=True
+        )
         self._watch.start()
 
     def _follow(self, task: Any, events: Path, planned: int) -> None:
@@ -65,11 +69,26 @@ class BenchProgress:
         while not self._stop.wait(0.5):
             for event in tail.read_new():
                 step = int(event.get("step", 0))
-                info = f"loss {event['loss']:.4f}" if event.get("kind") == "train" and isinstance(event.get("loss"), float) else None
+                info = (
+                    f"loss {event['loss']:.4f}"
+                    if event.get("kind") == "train" and isinstance(event.get("loss"), float)
+                    else None
+                )
                 if event.get("kind") == "eval":
-                    shown = next((k for k in ("eval_auroc", "eval_aps", "eval_loss") if isinstance(event.get(k), float)), None)
+                    shown = next(
+                        (
+                            k
+                            for k in ("eval_auroc", "eval_aps", "eval_loss")
+                            if isinstance(event.get(k), float)
+                        ),
+                        None,
+                    )
                     info = f"{shown} {event[shown]:.4f}" if shown else None
-                self._progress.update(task, completed=min(step, planned) if planned else step, **({"info": info} if info else {}))
+                self._progress.update(
+                    task,
+                    completed=min(step, planned) if planned else step,
+                    **({"info": info} if info else {}),
+                )
 
     def _end_watch(self) -> None:
         self._stop.set()
@@ -85,7 +104,9 @@ class BenchProgress:
             return
         for task in self._progress.tasks:
             if task.description.endswith(f"] {model}") and not task.finished:
-                self._progress.update(task.id, completed=task.total or task.completed, info=f"{status} {detail}".strip())
+                self._progress.update(
+                    task.id, completed=task.total or task.completed, info=f"{status} {detail}".strip()
+                )
                 if task.total is None:
                     self._progress.update(task.id, total=task.completed or 1, completed=task.completed or 1)
         self._progress.advance(self._overall)

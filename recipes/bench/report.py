@@ -67,7 +67,9 @@ def table_lines(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def write_outputs(out_dir: Path, rows: list[dict[str, Any]], meta: dict[str, Any], title: str, json_name: str = "bench.json") -> dict[str, Path]:
+def write_outputs(
+    out_dir: Path, rows: list[dict[str, Any]], meta: dict[str, Any], title: str, json_name: str = "bench.json"
+) -> dict[str, Path]:
     """``out_dir/<json_name>`` (meta + rows), ``report.md`` and plots: roc_pr.png, metric_vs_cost.png, loss_curves.png."""
     from recipes.bench import plots
     from recipes.bench.runinfo import read_run
@@ -75,7 +77,9 @@ def write_outputs(out_dir: Path, rows: list[dict[str, Any]], meta: dict[str, Any
 
     out_dir.mkdir(parents=True, exist_ok=True)
     written = {"json": out_dir / json_name, "report": out_dir / "report.md"}
-    written["json"].write_text(json.dumps({**meta, "rows": rows}, indent=2, default=str) + "\n", encoding="utf-8")
+    written["json"].write_text(
+        json.dumps({**meta, "rows": rows}, indent=2, default=str) + "\n", encoding="utf-8"
+    )
     curves = curves_of(rows)
     if curves:
         written["roc_pr"] = plots.roc_pr(curves, out_dir / "roc_pr.png", title="(test)")
@@ -86,7 +90,15 @@ def write_outputs(out_dir: Path, rows: list[dict[str, Any]], meta: dict[str, Any
     if runs:
         written["loss_curves"] = plots.loss_curves(runs, out_dir / "loss_curves.png")
     lines = [f"# {title}", ""]
-    for key in ("data", "test_records", "test_positives", "total_seconds", "cpu_threads", "device", "created"):
+    for key in (
+        "data",
+        "test_records",
+        "test_positives",
+        "total_seconds",
+        "cpu_threads",
+        "device",
+        "created",
+    ):
         if meta.get(key) is not None:
             lines.append(f"- **{key.replace('_', ' ')}**: {meta[key]}")
     lines += ["", *table_lines(rows), ""]

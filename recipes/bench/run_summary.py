@@ -46,7 +46,10 @@ def write_run_summary(run_dir: str | Path) -> Path:
         facts["parameters"] = f"{params.get('total', 0):,} ({params.get('trainable', 0):,} trainable)"
     lines += [f"- **{k}**: {_fmt(v)}" for k, v in facts.items() if v not in (None, "")]
     if record.status != "finished":
-        lines += ["", f"> This run is **{record.status}**: figures below are what it wrote before it stopped."]
+        lines += [
+            "",
+            f"> This run is **{record.status}**: figures below are what it wrote before it stopped.",
+        ]
     test = record.test
     if test:
         ci = summary.get("test_ci") or {}
@@ -57,12 +60,25 @@ def write_run_summary(run_dir: str | Path) -> Path:
             lines.append(f"| {key} | {_fmt(value)} | {interval} |")
     baselines = summary.get("baselines") or {}
     if baselines:
-        lines += ["", "## Baselines on the same split", "", "| baseline | AUROC | AUPRC | F1 |", "|---|---|---|---|"]
+        lines += [
+            "",
+            "## Baselines on the same split",
+            "",
+            "| baseline | AUROC | AUPRC | F1 |",
+            "|---|---|---|---|",
+        ]
         for name, figures in baselines.items():
-            lines.append(f"| {name} | {_fmt(figures.get('test_auroc'))} | {_fmt(figures.get('test_auprc'))} | {_fmt(figures.get('test_f1'))} |")
+            lines.append(
+                f"| {name} | {_fmt(figures.get('test_auroc'))} | {_fmt(figures.get('test_auprc'))} | {_fmt(figures.get('test_f1'))} |"
+            )
     best_eval = summary.get("best_eval") or {}
     if best_eval:
-        lines += ["", "## Best evaluation", "", ", ".join(f"{k}={_fmt(v)}" for k, v in best_eval.items() if k != "phase")]
+        lines += [
+            "",
+            "## Best evaluation",
+            "",
+            ", ".join(f"{k}={_fmt(v)}" for k, v in best_eval.items() if k != "phase"),
+        ]
     lines += ["", "## Plots", ""]
     named = [(record.name, record)]
     if any(record.curve(k, key)[0] for k, key in (("train", "loss"), ("eval", "eval_loss"))):
@@ -70,7 +86,9 @@ def write_run_summary(run_dir: str | Path) -> Path:
         lines.append("![loss curves](loss_curves.png)")
     rows = record.predictions()
     if rows and {"label", "probability"} <= set(rows[0]):
-        plots.roc_pr([(record.name, [r["label"] for r in rows], [r["probability"] for r in rows])], out / "roc_pr.png")
+        plots.roc_pr(
+            [(record.name, [r["label"] for r in rows], [r["probability"] for r in rows])], out / "roc_pr.png"
+        )
         lines += ["", "![ROC and precision-recall on the test split](roc_pr.png)"]
     other = sorted(p.name for p in out.glob("*.png") if p.name not in ("loss_curves.png", "roc_pr.png"))
     lines += [f"\n![{name}]({name})" for name in other]

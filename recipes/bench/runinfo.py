@@ -83,7 +83,11 @@ class RunRecord:
         named = self.summary.get("best_checkpoint")
         if named and (self.path / named).is_dir():
             return self.path / named
-        steps = sorted((int(p.name[5:]), p) for p in ckpts.glob("step-*") if p.is_dir() and p.name[5:].isdigit()) if ckpts.is_dir() else []
+        steps = (
+            sorted((int(p.name[5:]), p) for p in ckpts.glob("step-*") if p.is_dir() and p.name[5:].isdigit())
+            if ckpts.is_dir()
+            else []
+        )
         if not steps:
             return None
         state = _json(steps[-1][1] / "trainer_state.json")
@@ -120,6 +124,10 @@ def checkpoint_bytes(path: Path | None) -> int | None:
         return None
     total = 0
     for f in path.rglob("*"):
-        if f.is_file() and f.name != "optimizer.pt" and (f.suffix in (".safetensors", ".bin") or f.name == "model.json"):
+        if (
+            f.is_file()
+            and f.name != "optimizer.pt"
+            and (f.suffix in (".safetensors", ".bin") or f.name == "model.json")
+        ):
             total += f.stat().st_size
     return total

@@ -68,7 +68,10 @@ class LoopRunner:
         from recipes.baselines.config import read_yaml
         from recipes.train import load_recipe_config
 
-        recipe = next((o.split("=", 1)[1] for o in overrides if o.startswith("recipe=")), read_yaml(path).get("recipe", ""))
+        recipe = next(
+            (o.split("=", 1)[1] for o in overrides if o.startswith("recipe=")),
+            read_yaml(path).get("recipe", ""),
+        )
         keys = self._keys(str(recipe))
         wanted = {"data.codes_dir": shared.get("data_root"), "label_field": shared.get("label_field"),
                   "seed": shared.get("seed"), "threads": shared.get("threads"), "bootstrap": shared.get("bootstrap"),
@@ -90,7 +93,9 @@ class LoopRunner:
             n = len(get_task(config["recipe"]).records(config, "train"))
         except (UserError, NotImplementedError, KeyError):
             return 0
-        return int(config["epochs"]) * math.ceil(math.ceil(n / int(config["batch_size"])) / int(config["grad_accum"]))
+        return int(config["epochs"]) * math.ceil(
+            math.ceil(n / int(config["batch_size"])) / int(config["grad_accum"])
+        )
 
     def train(self, config: dict[str, Any], out_dir: Path) -> Path:
         from recipes.train import run_training

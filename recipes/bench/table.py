@@ -33,14 +33,23 @@ class Entry:
 def _metric_fns(threshold: float) -> dict[str, Any]:
     from ehrdebug.metrics import auprc, auroc, binary_metrics
 
-    return {"test_auroc": auroc, "test_auprc": auprc, "test_f1": lambda y, p: binary_metrics(y, p, threshold=threshold)["f1"]}
+    return {
+        "test_auroc": auroc,
+        "test_auprc": auprc,
+        "test_f1": lambda y, p: binary_metrics(y, p, threshold=threshold)["f1"],
+    }
 
 
 def _aligned(rows: list[dict[str, Any]]) -> dict[Any, tuple[int, float]]:
-    return {(r.get("subject_id"), r.get("prediction_time")): (int(r["label"]), float(r["probability"])) for r in rows}
+    return {
+        (r.get("subject_id"), r.get("prediction_time")): (int(r["label"]), float(r["probability"]))
+        for r in rows
+    }
 
 
-def build_rows(entries: list[Entry], bootstrap: int = 200, seed: int = 0, metric: str = "test_auroc") -> list[dict[str, Any]]:
+def build_rows(
+    entries: list[Entry], bootstrap: int = 200, seed: int = 0, metric: str = "test_auroc"
+) -> list[dict[str, Any]]:
     """Rows of the table for ``entries`` (in order); p-values against the best baseline on ``metric``."""
     import numpy as np
 
@@ -50,7 +59,12 @@ def build_rows(entries: list[Entry], bootstrap: int = 200, seed: int = 0, metric
     rows: list[dict[str, Any]] = []
     predictions: dict[str, dict[Any, tuple[int, float]]] = {}
     for entry in entries:
-        row: dict[str, Any] = {"model": entry.model, "status": entry.status, "scored": entry.scored, **entry.extra}
+        row: dict[str, Any] = {
+            "model": entry.model,
+            "status": entry.status,
+            "scored": entry.scored,
+            **entry.extra,
+        }
         if entry.error:
             row["error"] = entry.error
         if entry.run_dir is None or not (entry.run_dir / "run.json").is_file():
@@ -95,12 +109,22 @@ def build_rows(entries: list[Entry], bootstrap: int = 200, seed: int = 0, metric
     return rows
 
 
-def _p_values(rows: list[dict[str, Any]], predictions: dict[str, dict[Any, tuple[int, float]]], n: int, seed: int, metric: str) -> None:
+def _p_values(
+    rows: list[dict[str, Any]],
+    predictions: dict[str, dict[Any, tuple[int, float]]],
+    n: int,
+    seed: int,
+    metric: str,
+) -> None:
     import numpy as np
 
     from ehrdebug.metrics import paired_bootstrap
 
-    bases = [r for r in rows if r.get("baseline") and r["model"] in predictions and isinstance(r.get(metric), (int, float))]
+    bases = [
+        r
+        for r in rows
+        if r.get("baseline") and r["model"] in predictions and isinstance(r.get(metric), (int, float))
+    ]
     if not bases or not n:
         return
     best = max(bases, key=lambda r: r[metric])

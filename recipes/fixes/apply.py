@@ -197,6 +197,7 @@ def auto_plan(path: str | os.PathLike[str], data: str | None = None, config: Any
 ALTERNATIVES: tuple[frozenset[str], ...] = (
     frozenset({"init-new-embeddings-mean", "init-new-embeddings-description"}),
     frozenset({"train-longer", "lower-learning-rate"}),  # a constant output names both; one retrain tests one idea
+    frozenset({"increase-learning-rate", "lower-learning-rate", "train-longer"}),  # a classifier at chance names two
 )
 
 

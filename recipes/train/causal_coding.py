@@ -37,6 +37,7 @@ KEYS: dict[str, Key] = {
     "mask_prompt": Key(bool, True, "prompt tokens carry no loss (-100); false: every prompt token is trained on"),
     "add_eos": Key(bool, True, "end each response with EOS (kept in the loss so the model learns to stop)"),
     "new_tokens": Key(list[str], ["<code>", "</code>"], "tokens added to the tokenizer (code delimiters)"),
+    "add_code_tokens": Key(NonNegInt, 0, "register the top-N codes of the training answers as whole tokens"),
     "new_token_init": Key(Literal["random", "mean", "description"], "mean", "where new embedding rows start"),
     "new_token_training": Key(Literal["trainable_tokens", "modules_to_save", "frozen"], "trainable_tokens",
                               "LoRA: how new rows train (peft trainable_token_indices, full embeddings/lm_head, or not at all)"),
@@ -120,6 +121,16 @@ def _embedding_names(model: Any) -> tuple[str, str | None, bool]:
     return names[id(emb)], names.get(id(head)) if head is not None else None, tied
 
 
+def top_codes(records: list[dict[str, Any]], n: int) -> list[str]:
+    """The ``n`` most frequent codes of the training answers (ties by first appearance)."""
+    from collections import Counter
+
+    from recipes.train.causal_data import expected_codes
+
+    counts = Counter(code for r in records for code in expected_codes(r)) if n else Counter()
+    return [code for code, _ in counts.most_common(n)]
+
+
 class CausalCoding(Task):
     """The task object the training layer looks up as ``llama_coding`` (recipes.train.task.TASKS)."""
 
@@ -142,7 +153,8 @@ class CausalCoding(Task):
         check_quantization(config)
         tokenizer, model = load_causal_base(config)
         pad_id(tokenizer)
-        info = tokens.add_tokens(model, tokenizer, list(config["new_tokens"]), [], config["new_token_init"], seed=config["seed"])
+        codes = top_codes(self.records(config, "train"), int(config["add_code_tokens"]))
+        info = tokens.add_tokens(model, tokenizer, list(config["new_tokens"]), codes, config["new_token_init"], seed=config["seed"])
         self._new_ids[id(model)] = sorted((info.get("added_ids") or {}).values())
         self._mode = config["new_token_training"]
         model.config.pad_token_id = tokenizer.pad_token_id

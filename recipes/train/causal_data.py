@@ -34,9 +34,12 @@ def expected_codes(record: dict[str, Any]) -> list[str]:
 
 
 def format_answer(codes: list[str], output: dict[str, Any]) -> str:
-    """Codes written as the configured format: one code or a separated list, inside the delimiters if any."""
+    """Codes written as the configured format: one code or a separated list, inside the delimiters if any.
+
+    The first code follows a space, as every later one does after ``", "``: byte-level BPE folds the space
+    into the word, so a code added as a whole token (``add_code_tokens``) is one token wherever it stands."""
     body = codes[0] if output["format"] == "single" and codes else output["separator"].join(codes)
-    return f"{output['open'] or ''}{body}{output['close'] or ''}"
+    return f"{output['open'] or ''} {body}{output['close'] or ''}"  # " 13645005": a code token registered with its space
 
 
 def prompt_text(tokenizer: Any, record: dict[str, Any], config: dict[str, Any]) -> str:

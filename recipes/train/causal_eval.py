@@ -18,7 +18,7 @@ from recipes.train.causal_data import CODE, expected_codes, prompt_ids, prompt_t
 def parse_answer(text: str, output: dict[str, Any]) -> tuple[bool, list[str]]:
     """(format-valid, codes): the strict parse of ``text`` in the configured format."""
     body = text.strip()
-    opening, closing = output["open"] or "", output["close"] or ""
+    opening, closing = (output["open"] or "").strip(), (output["close"] or "").strip()
     if opening or closing:
         if not (body.startswith(opening) and body.endswith(closing)) or len(body) < len(opening) + len(closing):
             return False, CODE.findall(body)

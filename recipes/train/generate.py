@@ -12,38 +12,17 @@ from typing import Any
 
 def token_id(tokenizer: Any, token: str) -> int | None:
     """The id of ``token`` if the tokenizer keeps it whole, else None."""
-    ids = tokenizer(token, add_special_tokens=False)["input_ids"]
-    return ids[0] if len(ids) == 1 else None
+    from ehrdebug.decoding import token_id as _token_id
+
+    return _token_id(tokenizer, token)
 
 
 def generation_kwargs(tokenizer: Any, model: Any, config: dict[str, Any]) -> dict[str, Any]:
-    g = config["generation"]
-    kwargs: dict[str, Any] = {
-        "max_new_tokens": int(g["max_new_tokens"]),
-        "do_sample": bool(g["do_sample"]),
-        "num_beams": int(g["num_beams"]),
-        "repetition_penalty": float(g["repetition_penalty"]),
-        "no_repeat_ngram_size": int(g["no_repeat_ngram_size"] or 0),
-        "pad_token_id": tokenizer.pad_token_id,
-    }
-    if g["do_sample"]:
-        kwargs.update(temperature=float(g["temperature"]), top_k=int(g["top_k"] or 0), top_p=float(g["top_p"]))
-    if kwargs["num_beams"] > 1:
-        kwargs["early_stopping"] = bool(g["early_stopping"])
-    eos_id = token_id(tokenizer, g["eos"]) if g["eos"] else None
-    if eos_id is not None:
-        kwargs["eos_token_id"] = eos_id
-    bad: list[list[int]] = []
-    if g["block_pretrained_eos"] and tokenizer.eos_token_id is not None and tokenizer.eos_token_id != eos_id:
-        bad.append([tokenizer.eos_token_id])
-        kwargs["forced_eos_token_id"] = None  # BART would otherwise force </s> at max length
-    for text in g["bad_words"] or []:
-        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-        if ids:
-            bad.append(ids)
-    if bad:
-        kwargs["bad_words_ids"] = bad
-    return kwargs
+    """The config's ``generation:`` block through the core translation the doctor also uses
+    (``ehrdebug.decoding.generate_kwargs``), so training and diagnosis decode alike."""
+    from ehrdebug.decoding import generate_kwargs
+
+    return generate_kwargs(tokenizer, config["generation"])
 
 
 def clean_decode(tokenizer: Any, ids: list[int]) -> str:

@@ -101,6 +101,11 @@ def run_training(config: dict[str, Any], out_dir: str | Path | None = None, prob
         write_probe_config(run_dir, task.probe_config(config))
         if task_findings is not None and checkpoint is None:  # at the start (e.g. the coverage arithmetic)
             logger.log_findings(0, task_findings(config, data, state["history"], None) or [])
+        start_findings = getattr(task, "start_findings", None)  # (model, config, steps/epoch): before epoch 1 (issue 12)
+        if start_findings is not None and checkpoint is None:
+            for finding in start_findings(raw, config, steps_per_epoch) or []:
+                logger.log_findings(0, [finding])
+                _print(accelerator, f"[{finding.severity.name.lower()}] {finding.probe}: {finding.title}")
         if checkpoint is None:  # the new rows before training: the doctor's reference (ehrdebug.initial_rows)
             save_initial_rows(run_dir, raw, info.get("base_vocab_size"))
 

@@ -25,6 +25,10 @@ TASKS: dict[str, str] = {
     "behrt_mlm": "recipes.train.behrt_tasks:MLM",
     "behrt_nextvisit": "recipes.train.behrt_tasks:NEXT_VISIT",
     "behrt_classify": "recipes.train.behrt_tasks:CLASSIFY",
+    "cehrbert_mlm": "recipes.train.cehrbert_tasks:MLM",  # CEHR-BERT / BigBird (issue 12)
+    "cehrbert_classify": "recipes.train.cehrbert_tasks:CLASSIFY",
+    "ehrmamba_pretrain": "recipes.train.ehrmamba_tasks:PRETRAIN",  # EHRMamba (issue 12)
+    "ehrmamba_classify": "recipes.train.ehrmamba_tasks:CLASSIFY",
     "llama_coding": "recipes.train.causal_coding:TASK_OBJECT",
 }
 

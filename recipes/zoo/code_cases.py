@@ -131,7 +131,7 @@ CODE_CASES: list[Case] = [
     Case(
         name="behrt-healthy-mortality",
         seed="004",
-        failure="none: BEHRT mortality on the shipped records",
+        failure="none: BEHRT mortality on the shipped records with a real risk marker (palliative care V66.7)",
         how="the narrow encoder at the recipe's lr 1e-3 for twelve epochs, on the records with the palliative marker",
         probe="",
         fix="",
