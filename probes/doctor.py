@@ -337,7 +337,6 @@ class _Doctor:
 
 def diagnose(path: str | os.PathLike[str], data: str | None = None,
              config: EhrDebugConfig | str | None = None, *, skip: Mapping[str, str] | None = None,
-             replace: Mapping[str, Callable[[], list[Finding] | None]] | None = None,
              allow_pickle: bool = False, base: str | None = None) -> Report:
     """The one doctor: every probe that applies to ``path`` (an ehrdebug run, an HF output dir, a checkpoint or a
     PEFT adapter), as one report. ``ehrdebug doctor``, the TUI, ``fix --auto``, the zoo and the demo all call it.
@@ -345,8 +344,7 @@ def diagnose(path: str | os.PathLike[str], data: str | None = None,
     What the run records (run.json's config: decoding settings, inference prefix, collation; its tokens info;
     ehrdebug.toml) decides how its model is probed, so a decoding fix the run applies is judged on the outputs
     the run really produces. ``skip`` maps suite names (curves, data, tokenizer, model) to the reason a caller
-    does without them; ``replace`` maps a suite name to the function that runs it instead, guarded like any
-    suite. Pickle-only weights load only with ``allow_pickle``.
+    does without them. Pickle-only weights load only with ``allow_pickle``.
     """
     from ehrdebug.errors import require_file
     from probes.registry import available
@@ -363,10 +361,9 @@ def diagnose(path: str | os.PathLike[str], data: str | None = None,
     suites = {"curves": doctor.curves, "data": doctor.data_probes, "tokenizer": doctor.tokenizer_probes,
               "model": doctor.model_probes}
     for name, suite in suites.items():
-        suite = (replace or {}).get(name, suite)
         if skip and name in skip:
             doctor.skip(name, skip[name])
-        elif name not in (replace or {}) and not any(pid.startswith(SUITE_PROBES[name]) for pid in applicable):
+        elif not any(pid.startswith(SUITE_PROBES[name]) for pid in applicable):
             doctor.skip(name, MISSING[name])  # the registry: none of this suite's probes has its inputs here
         else:
             doctor.run_suite(name, suite)

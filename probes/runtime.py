@@ -210,7 +210,7 @@ def _output_tensor(out: Any) -> Any:
 
 
 def time_train_step(model: Any, seq_len: int, batch: int = 1, steps: int = 2) -> float:
-    """Seconds per forward + backward on random ids at ``seq_len`` (one warm-up step first).
+    """Seconds per forward + backward on random ids at ``seq_len`` (after a short warm-up step).
 
     The model is left as it was: gradients restored, RNG state forked, train/eval mode kept.
     """
@@ -223,10 +223,13 @@ def time_train_step(model: Any, seq_len: int, batch: int = 1, steps: int = 2) ->
     try:
         with torch.random.fork_rng(devices=devices):
             model.train()
-            ids = torch.randint(0, int(model.config.vocab_size), (batch, seq_len), device=param.device)
+            vocab = int(model.config.vocab_size)
+            warm = torch.randint(0, vocab, (1, min(seq_len, 32)), device=param.device)  # first-call costs, cheaply
+            _output_tensor(model(input_ids=warm, attention_mask=torch.ones_like(warm))).float().mean().backward()
+            ids = torch.randint(0, vocab, (batch, seq_len), device=param.device)
             mask = torch.ones_like(ids)
             elapsed = []
-            for _ in range(steps + 1):
+            for _ in range(steps):
                 _sync(param.device)
                 start = time.perf_counter()
                 _output_tensor(model(input_ids=ids, attention_mask=mask)).float().mean().backward()
@@ -236,7 +239,7 @@ def time_train_step(model: Any, seq_len: int, batch: int = 1, steps: int = 2) ->
         for p, g in saved.items():
             p.grad = g
         model.train(was_training)
-    return sum(elapsed[1:]) / steps
+    return sum(elapsed) / steps
 
 
 def _block_parameters(model: Any) -> tuple[int, int]:
@@ -310,20 +313,22 @@ def mamba_fast_path(
     batch_size: int = 1,
     steps: int = 2,
     steps_per_epoch: int | None = None,
+    forward: bool = True,
 ) -> list[Finding]:
     """Judge the Mamba execution path of ``model`` (or one built from ``config``/``checkpoint`` on ``device``).
 
     ``time_it``: measure ``steps`` training steps at ``seq_len`` (the run's max length) of the model and of a
-    parameter-matched transformer, and the forward time against an equal-size transformer; with
-    ``steps_per_epoch`` the epoch time it implies. Call it before the first epoch.
+    parameter-matched transformer, and (``forward``) the forward time against an equal-size transformer;
+    with ``steps_per_epoch`` the epoch time it implies. Call it before the first epoch.
     """
     if model is None:
         model = model_from(config, checkpoint, device)
     facts = gather_mamba_facts(model)
     if facts.is_mamba and time_it:
         facts.seq_len, facts.batch_size, facts.steps_per_epoch = int(seq_len), int(batch_size), steps_per_epoch
-        facts.forward_seconds = time_forward(model, seq_len)
-        facts.reference_seconds = time_forward(reference_transformer(model), seq_len)
+        if forward:
+            facts.forward_seconds = time_forward(model, seq_len)
+            facts.reference_seconds = time_forward(reference_transformer(model), seq_len)
         facts.step_seconds = time_train_step(model, seq_len, batch_size, steps)
         reference = reference_transformer(model, match_parameters=True)
         facts.reference_parameters = sum(p.numel() for p in reference.parameters())

@@ -66,6 +66,7 @@ def test_pack_keeps_the_best_checkpoint_without_optimizer_state(lstm_run: Path, 
     assert any(n.endswith(f"{best}/optimizer.pt") for n in _names(with_opt.archive))
 
 
+@pytest.mark.slow  # trains a (tiny) BEHRT LoRA run through the real training loop
 def test_pack_packs_only_the_lora_adapter(lora_run: Path, tmp_path: Path) -> None:
     from recipes.bench.pack import pack_path
     from recipes.bench.runinfo import read_run

@@ -48,16 +48,16 @@ def test_bad_values_are_one_line_user_errors(path: Path, override: str, match: s
     assert "\n" not in str(err.value) and str(path) in str(err.value)
 
 
-@pytest.mark.parametrize(("path", "override", "hint"), [
-    (BART, "mlm.probability=0.2", "a key of behrt_mlm only"),
-    (BEHRT, "generation.temperature=1", "a key of bart_ehrgen, t5_diagnosis only"),
-    (BEHRT, "mlm.probabilty=0.2", "did you mean 'mlm.probability'"),
-    (BEHRT, "tokenizer.min_freq=2", "did you mean 'tokenizer.min_frequency'"),
+@pytest.mark.parametrize(("path", "override", "hints"), [
+    (BART, "mlm.probability=0.2", ["(a key of ", "behrt_mlm", "only)"]),
+    (BEHRT, "generation.temperature=1", ["(a key of ", "bart_ehrgen, t5_diagnosis", "only)"]),
+    (BEHRT, "mlm.probabilty=0.2", ["did you mean 'mlm.probability'"]),
+    (BEHRT, "tokenizer.min_freq=2", ["did you mean 'tokenizer.min_frequency'"]),
 ])  # fmt: skip
-def test_unknown_keys_name_the_closest_or_the_owning_task(path: Path, override: str, hint: str) -> None:
+def test_unknown_keys_name_the_closest_or_the_owning_task(path: Path, override: str, hints: list[str]) -> None:
     with pytest.raises(UserError, match="unknown config key") as err:
         load_recipe_config(path, [override])
-    assert hint in str(err.value)
+    assert all(h in str(err.value) for h in hints), str(err.value)
 
 
 def test_device_cuda_without_cuda_is_refused() -> None:

@@ -43,7 +43,7 @@ POOLINGS = ("last_token", "last_position")
 
 # large: seed 004's EHRMamba (24 layers, hidden 1024, state 16). Counts: tests and the report.
 TIERS: dict[str, dict[str, int]] = {
-    "small": {"hidden_size": 96, "num_hidden_layers": 4, "state_size": 16, "max_visits": 64},
+    "small": {"hidden_size": 64, "num_hidden_layers": 4, "state_size": 16, "max_visits": 64},
     "medium": {"hidden_size": 256, "num_hidden_layers": 8, "state_size": 16, "max_visits": 256},
     "large": {"hidden_size": 1024, "num_hidden_layers": 24, "state_size": 16, "max_visits": 512},
 }

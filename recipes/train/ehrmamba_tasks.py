@@ -28,7 +28,7 @@ MAMBA_KEYS: dict[str, Key] = {
     "model.state_size": Key(PosInt | None, None, "SSM state size (null: the tier's 16)"),
     "model.pooling": Key(str | None, None, "classifier pooling: last_token (right) | last_position (pools padding: wrong)"),
     "runtime_probe": Key(bool, True, "before the first epoch: time a few training steps and judge the Mamba path"),
-    "runtime_probe_steps": Key(PosInt, 2, "training steps the runtime probe times"),
+    "runtime_probe_steps": Key(PosInt, 1, "training steps the runtime probe times (after a short warm-up)"),
 }
 MAMBA_DEFAULTS: dict[str, Any] = {**BEHRT_DEFAULTS, "lora.target_modules": ["in_proj", "out_proj"]}
 
@@ -44,8 +44,19 @@ class MambaTask(CehrTask):
             return []
         from probes.runtime import mamba_fast_path
 
-        return mamba_fast_path(model, time_it=True, seq_len=int(config["max_length"]), batch_size=int(config["batch_size"]),
-                               steps=int(config["runtime_probe_steps"]), steps_per_epoch=steps_per_epoch)  # fmt: skip
+        return mamba_fast_path(model, time_it=True, seq_len=self.typical_length(config), batch_size=int(config["batch_size"]),
+                               steps=int(config["runtime_probe_steps"]), steps_per_epoch=steps_per_epoch, forward=False)  # fmt: skip
+
+    def typical_length(self, config: dict[str, Any]) -> int:
+        """The 95th-percentile timeline length of the training split (prefix, visit and time tokens included),
+        capped at ``max_length``: the width most batches are padded to."""
+        from ehrdebug.models.cehr_inputs import insert_time_tokens
+
+        prefix = int(bool(config["task_token"])) + int(self.ADD_CLS)
+        lengths = sorted(len(insert_time_tokens(r)["codes"]) + prefix for r in self.records(config, "train"))
+        if not lengths:
+            return int(config["max_length"])
+        return max(2, min(int(config["max_length"]), lengths[int(0.95 * (len(lengths) - 1))]))
 
     def modules_to_save(self, model: Any) -> list[str]:
         return ["embeddings", *self.HEAD_MODULES]
