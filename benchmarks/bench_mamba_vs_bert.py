@@ -38,6 +38,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 LENGTHS = (256, 512, 1024, 2048, 4096, 8192)
 VOCAB = 512
+TAIL = (
+    3  # the longest lengths measured: the scaling regime a short sequence hides (fixed costs dominate there)
+)
 
 
 def _block_kernels() -> None:
@@ -71,7 +74,7 @@ def build(kind: str, args: argparse.Namespace) -> Any:
         vocab_size=VOCAB, hidden_size=h, num_hidden_layers=args.layers, num_attention_heads=heads,
         intermediate_size=intermediate, max_position_embeddings=max(args.lengths) + 64, max_visits=8,
         hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, attention="bigbird" if kind == "bigbird" else "full",
-        block_size=64, num_random_blocks=3,
+        block_size=64, num_random_blocks=3, attn_implementation=args.attn if kind == "bert" else "eager",
     ))  # fmt: skip
 
 
@@ -118,8 +121,16 @@ def measure(kind: str, length: int, args: argparse.Namespace) -> dict[str, Any]:
         if cuda:
             torch.cuda.synchronize(device)
         times.append(time.perf_counter() - start)
-    peak = (torch.cuda.max_memory_allocated(device) - base) / 2**20 if cuda else (_rss_kib("VmHWM") - base) / 1024
-    return {"seconds": sum(times[1:]) / args.steps, "peak_mib": peak, "parameters": sum(p.numel() for p in model.parameters())}
+    peak = (
+        (torch.cuda.max_memory_allocated(device) - base) / 2**20
+        if cuda
+        else (_rss_kib("VmHWM") - base) / 1024
+    )
+    return {
+        "seconds": sum(times[1:]) / args.steps,
+        "peak_mib": peak,
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
 
 
 def _child(kind: str, length: int, args: argparse.Namespace, conn: Any) -> None:
@@ -129,7 +140,13 @@ def _child(kind: str, length: int, args: argparse.Namespace, conn: Any) -> None:
     try:
         conn.send(measure(kind, length, args))
     except (RuntimeError, MemoryError) as exc:
-        conn.send({"error": "oom" if "memory" in str(exc).lower() or isinstance(exc, MemoryError) else f"error: {exc}"})
+        conn.send(
+            {
+                "error": "oom"
+                if "memory" in str(exc).lower() or isinstance(exc, MemoryError)
+                else f"error: {exc}"
+            }
+        )
 
 
 def run_one(kind: str, length: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -179,9 +196,15 @@ def crossover(a: dict[int, float], b: dict[int, float]) -> tuple[float | None, s
             return math.exp(math.log(prev) + t * (math.log(cur) - math.log(prev))), "interpolated"
     if common and a[common[0]] < b[common[0]]:
         return float(common[0]), f"cheaper from the first length measured ({common[0]})"
-    fa, fb = fit_exponent(sorted(a.items())), fit_exponent(sorted(b.items()))
+    fa, fb = fit_exponent(sorted(a.items())[-TAIL:]), fit_exponent(sorted(b.items())[-TAIL:])
     if fa and fb and fb[0] > fa[0]:
-        return math.exp((fa[1] - fb[1]) / (fb[0] - fa[0])), "extrapolated from the fits"
+        length = math.exp((fa[1] - fb[1]) / (fb[0] - fa[0]))
+        if length > 64 * common[-1]:
+            return (
+                None,
+                f"none within 64x the longest length measured (fits over the {TAIL} longest: ^{fa[0]:.2f} vs ^{fb[0]:.2f})",
+            )
+        return length, f"extrapolated from the fits over the {TAIL} longest lengths"
     return None, "no crossover: the Transformer's cost does not grow faster"
 
 
@@ -208,10 +231,12 @@ def summarize(results: dict[str, Any], kinds: tuple[str, ...]) -> dict[str, Any]
 
     out: dict[str, Any] = {"exponents": {}, "crossover": {}}
     for kind in kinds:
-        fit = fit_exponent(sorted(series(kind, "seconds").items()))
-        out["exponents"][kind] = {"time": round(fit[0], 2) if fit else None}
-        mem = fit_exponent(sorted(series(kind, "peak_mib").items()))
-        out["exponents"][kind]["memory"] = round(mem[0], 2) if mem else None
+        out["exponents"][kind] = {}
+        for key, name in (("seconds", "time"), ("peak_mib", "memory")):
+            points = sorted(series(kind, key).items())
+            every, tail = fit_exponent(points), fit_exponent(points[-TAIL:])
+            out["exponents"][kind][name] = round(every[0], 2) if every else None
+            out["exponents"][kind][f"{name}_longest"] = round(tail[0], 2) if tail else None
     for other in kinds[1:]:
         for key in ("seconds", "peak_mib"):
             length, how = crossover(series("mamba", key), series(other, key))
@@ -251,11 +276,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=float, default=45.0, help="seconds one measurement may take (CPU)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--bigbird", action="store_true", help="also CEHR-BERT with BigBird block-sparse attention")
-    parser.add_argument("--mamba-path", choices=("mambapy", "loop"), default="mambapy",
-                        help="the PyTorch path without the CUDA kernels: mambapy's parallel scan or transformers' loop")
+    parser.add_argument(
+        "--bigbird", action="store_true", help="also CEHR-BERT with BigBird block-sparse attention"
+    )
+    parser.add_argument(
+        "--mamba-path",
+        choices=("mambapy", "loop"),
+        default="mambapy",
+        help="the PyTorch path without the CUDA kernels: mambapy's parallel scan or transformers' loop",
+    )
+    parser.add_argument(
+        "--attn",
+        choices=("sdpa", "eager"),
+        default="sdpa",
+        help="BERT attention: sdpa (fused, what runs by default) or eager (materialises length² scores)",
+    )
     parser.add_argument("--bf16", action="store_true", help="CUDA: autocast to bfloat16")
-    parser.add_argument("--no-kernels", action="store_true", help="hide mamba-ssm/causal-conv1d (the reference path)")
+    parser.add_argument(
+        "--no-kernels", action="store_true", help="hide mamba-ssm/causal-conv1d (the reference path)"
+    )
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args(argv)
     if args.no_kernels:
@@ -265,9 +304,14 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     kinds = ("mamba", "bert", "bigbird") if args.bigbird else ("mamba", "bert")
-    params = {k: sum(p.numel() for p in build(k, argparse.Namespace(**{**vars(args), "lengths": [256]})).parameters()) for k in kinds}
-    print(f"device {args.device}, batch {args.batch}, width {args.hidden}, depth {args.layers}, parameters "
-          + ", ".join(f"{k} {n:,}" for k, n in params.items()) + f", mamba path: "
+    params = {
+        k: sum(
+            p.numel() for p in build(k, argparse.Namespace(**{**vars(args), "lengths": [256]})).parameters()
+        )
+        for k in kinds
+    }
+    print(f"device {args.device}, batch {args.batch}, width {args.hidden}, depth {args.layers}, bert attention {args.attn}, parameters "
+          + ", ".join(f"{k} {n:,}" for k, n in params.items()) + ", mamba path: "
           + ("fused kernels if importable" if args.device.startswith("cuda") and not args.no_kernels else args.mamba_path),
           flush=True)  # fmt: skip
     started = time.perf_counter()
@@ -284,7 +328,10 @@ def main(argv: list[str] | None = None) -> int:
             runs["reference"] = json.loads(out.read_text())["runs"]["reference"]
     print(table(results, kinds, args.lengths))
     for kind, exp in summary["exponents"].items():
-        print(f"{kind}: time ∝ length^{exp['time']}, memory ∝ length^{exp['memory']}")
+        print(
+            f"{kind}: time ∝ length^{exp['time']} (longest {TAIL}: ^{exp['time_longest']}), "
+            f"memory ∝ length^{exp['memory']} (longest {TAIL}: ^{exp['memory_longest']})"
+        )
     for name, c in summary["crossover"].items():
         print(f"crossover {name}: {c['length'] if c['length'] else '—'} tokens ({c['how']})")
     if "reference" in runs and "kernels" in runs:

@@ -19,7 +19,9 @@ from typing import Any
 from ehrdebug.errors import UserError
 
 CONFIG = "adapter_config.json"
-PASS_BASE = "pass --base DIR_OR_HUB_ID (a local copy of the base model, or a hub id already in the local HF cache)"
+PASS_BASE = (
+    "pass --base DIR_OR_HUB_ID (a local copy of the base model, or a hub id already in the local HF cache)"
+)
 
 
 def is_adapter_dir(path: Path) -> bool:
@@ -78,8 +80,14 @@ def resolve_base(adapter_dir: str | os.PathLike[str], base: str | None = None) -
     cached = cached_hub_snapshot(wanted, revision)
     if cached is not None:
         return cached
-    where = "not a local directory and not in the local Hugging Face cache" if _hub_like(wanted) else "not a local directory"
-    raise UserError(f"the adapter's base {wanted!r} ({source}) is {where} (ehrdebug never downloads); {PASS_BASE}")
+    where = (
+        "not a local directory and not in the local Hugging Face cache"
+        if _hub_like(wanted)
+        else "not a local directory"
+    )
+    raise UserError(
+        f"the adapter's base {wanted!r} ({source}) is {where} (ehrdebug never downloads); {PASS_BASE}"
+    )
 
 
 def tokenizer_dir(adapter_dir: Path, base_dir: Path, has_tokenizer: Any) -> Path | None:
@@ -103,7 +111,9 @@ def resize_for_tokenizer(model: Any, tokenizer: Any) -> int:
         return 0
     model.resize_token_embeddings(wanted, mean_resizing=False)
     with torch.no_grad():
-        for layer in {id(m): m for m in (model.get_input_embeddings(), model.get_output_embeddings()) if m is not None}.values():
+        for layer in {
+            id(m): m for m in (model.get_input_embeddings(), model.get_output_embeddings()) if m is not None
+        }.values():
             layer.weight[rows:] = layer.weight[:rows].mean(dim=0)
     return wanted - rows
 
@@ -117,7 +127,9 @@ def apply_adapter(model: Any, adapter_dir: Path, tokenizer: Any, trainable: bool
         return PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=trainable)
     except (RuntimeError, ValueError, KeyError) as exc:  # shape mismatch: the adapter is not for this base
         first = str(exc).strip().splitlines()[0][:300]
-        raise UserError(f"cannot apply the adapter in {adapter_dir} to its base: {first}; {PASS_BASE}") from exc
+        raise UserError(
+            f"cannot apply the adapter in {adapter_dir} to its base: {first}; {PASS_BASE}"
+        ) from exc
 
 
 def require_base(path: str | os.PathLike[str], base: str | None) -> Path | None:
@@ -126,6 +138,8 @@ def require_base(path: str | os.PathLike[str], base: str | None) -> Path | None:
     target = Path(path)
     if not target.is_dir() or not is_adapter_dir(target):
         if base:
-            raise UserError(f"--base applies to a PEFT adapter directory (adapter_config.json); {target} is not one")
+            raise UserError(
+                f"--base applies to a PEFT adapter directory (adapter_config.json); {target} is not one"
+            )
         return None
     return resolve_base(target, base)

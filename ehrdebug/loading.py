@@ -148,7 +148,8 @@ def load_model(model_dir: str | os.PathLike[str], tokenizer_dir: str | os.PathLi
     tok_dir = Path(tokenizer_dir) if tokenizer_dir else next((d for d in (path, base) if d and has_tokenizer(d)), None)
     tokenizer = load_tokenizer(tok_dir) if tok_dir is not None else None
     if base is not None:
-        from ehrdebug.adapters import apply_adapter, tokenizer_dir as adapter_tokenizer_dir
+        from ehrdebug.adapters import apply_adapter
+        from ehrdebug.adapters import tokenizer_dir as adapter_tokenizer_dir
 
         if not tokenizer_dir:  # the adapter's own tokenizer (its added tokens), else the base's
             found = adapter_tokenizer_dir(path, base, has_tokenizer)

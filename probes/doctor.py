@@ -24,6 +24,7 @@ from ehrdebug.loading import has_tokenizer as _has_tokenizer
 from ehrdebug.loading import is_model_dir as _is_model_dir
 from ehrdebug.loading import weight_bytes as _weight_bytes
 from ehrdebug.runstore.history import History, Series
+from probes.doctor_codes import CODE_PROBES
 from probes.doctor_run import RunRecord, read_run
 
 GENERATOR = "ehrdebug doctor"
@@ -33,11 +34,12 @@ MAX_MODEL_BYTES = int(float(os.environ.get("EHRDEBUG_DOCTOR_MAX_MODEL_GB", "4"))
 HF_DOCTOR_DIR = "ehrdebug-doctor"
 # which registered probes (by id prefix) each suite runs; the registry says what inputs each needs
 SUITE_PROBES = {"curves": ("curves.", "metrics."), "data": ("data.",), "tokenizer": ("tokenizer.",),
-                "model": ("model.", "generation.", "runtime.", "attribution.")}
+                "model": ("model.", "generation.", "runtime.", "attribution."), "codes": CODE_PROBES}
 MISSING = {"curves": "no training history (a bare checkpoint without trainer_state.json, or no losses logged yet)",
            "data": "no data: pass --data FILE (the run names no data files)",
            "tokenizer": "no tokenizer files in the checkpoint or run, or no texts (pass --data FILE)",
-           "model": "no checkpoint with a config.json or adapter_config.json"}
+           "model": "no checkpoint with a config.json or adapter_config.json",
+           "codes": "no code-model evidence (saved batches, test predictions) and no labelled training data"}
 
 
 @dataclass
@@ -204,6 +206,8 @@ class _Doctor:
 
     def inputs(self) -> set[str]:
         """The registry's input names this target provides."""
+        from probes.doctor_codes import code_inputs
+
         have = {"config"}
         run = self.target.run
         if run is not None:
@@ -217,7 +221,7 @@ class _Doctor:
             have.add("tokenizer")
         if self.target.model_dir is not None:
             have.add("model")
-        return have
+        return have | code_inputs(run.path if run is not None else None)  # kept evidence: batches, predictions
 
     def sides(self) -> tuple[list[str], list[str]]:
         """(input texts, target texts): targets are judged against the decoder's own length limit."""
@@ -299,6 +303,7 @@ class _Doctor:
         return run_tokenizer_probes(str(self.target.tokenizer_dir), inputs or targets, self.cfg, targets=targets if inputs else None)
 
     def model_probes(self) -> list[Finding] | None:
+        from probes.doctor_codes import text_probes_skip_reason
         from probes.doctor_run import model_findings
 
         if self.target.model_dir is None:
@@ -313,6 +318,9 @@ class _Doctor:
         records = self.records or []
         if records and tokenizer is None:
             self.target.notes.append("no tokenizer beside the checkpoint: generation probes skipped")
+            records = []
+        if records and (reason := text_probes_skip_reason(model)):  # an encoder (BEHRT) generates nothing
+            self.target.notes.append(reason)
             records = []
         return model_findings(model, tokenizer, self.record, records, self.cfg, self.run_data_sources())
 
@@ -347,6 +355,7 @@ def diagnose(path: str | os.PathLike[str], data: str | None = None,
     does without them. Pickle-only weights load only with ``allow_pickle``.
     """
     from ehrdebug.errors import require_file
+    from probes.doctor_codes import code_findings
     from probes.registry import available
 
     start = time.perf_counter()
@@ -359,7 +368,7 @@ def diagnose(path: str | os.PathLike[str], data: str | None = None,
     inputs = doctor.inputs()
     applicable = {spec.id for spec in available(inputs)}
     suites = {"curves": doctor.curves, "data": doctor.data_probes, "tokenizer": doctor.tokenizer_probes,
-              "model": doctor.model_probes}
+              "model": doctor.model_probes, "codes": lambda: code_findings(doctor.record, doctor.model, cfg=cfg, notes=target.notes)}
     for name, suite in suites.items():
         if skip and name in skip:
             doctor.skip(name, skip[name])

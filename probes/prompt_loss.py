@@ -17,8 +17,10 @@ from ehrdebug.findings import Finding, Severity
 
 PROBE = "data.prompt_loss"
 FAIL_SHARE = 0.5  # the prompt takes at least half of the loss (or of the loss-bearing tokens)
-RULE = (f"warn when every prompt token of an instruction example carries loss (labels not -100 before the response); "
-        f"fail when the prompt takes >= {FAIL_SHARE:.0%} of the loss (model given) or of the loss-bearing tokens")
+RULE = (
+    f"warn when every prompt token of an instruction example carries loss (labels not -100 before the response); "
+    f"fail when the prompt takes >= {FAIL_SHARE:.0%} of the loss (model given) or of the loss-bearing tokens"
+)
 
 
 def _marker_end(ids: list[int], marker: list[int]) -> int | None:
@@ -38,7 +40,11 @@ def _rows(batches: Iterable[dict[str, Any]]) -> list[tuple[list[int], list[int],
         for i in range(len(ids)):
             row_ids = [int(x) for x in (ids[i].tolist() if hasattr(ids[i], "tolist") else ids[i])]
             row_labels = [int(x) for x in (labels[i].tolist() if hasattr(labels[i], "tolist") else labels[i])]
-            row_mask = [int(x) for x in (mask[i].tolist() if hasattr(mask[i], "tolist") else mask[i])] if mask is not None else [1] * len(row_ids)
+            row_mask = (
+                [int(x) for x in (mask[i].tolist() if hasattr(mask[i], "tolist") else mask[i])]
+                if mask is not None
+                else [1] * len(row_ids)
+            )
             rows.append((row_ids, row_labels, row_mask, batch))
     return rows
 
@@ -48,7 +54,9 @@ def _token_losses(model: Any, batch: dict[str, Any]) -> Any:
     import torch
 
     with torch.no_grad():
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask")).logits.float()
+        logits = model(
+            input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask")
+        ).logits.float()
     targets = batch["input_ids"][:, 1:]
     losses = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), targets, reduction="none")
     return torch.cat([torch.full((losses.shape[0], 1), float("nan")), losses], dim=1)
@@ -60,7 +68,11 @@ def prompt_loss(batches: Iterable[dict[str, Any]], tokenizer: Any = None, model:
     """Share of the loss spent on the prompt of instruction examples (see the module docstring)."""
     batches = list(batches)
     rows = _rows(batches)
-    marker = tokenizer(response_marker, add_special_tokens=False)["input_ids"] if tokenizer is not None and response_marker else None
+    marker = (
+        tokenizer(response_marker, add_special_tokens=False)["input_ids"]
+        if tokenizer is not None and response_marker
+        else None
+    )
     losses = {id(b): _token_losses(model, b) for b in batches} if model is not None else {}
     seen_in_batch: dict[int, int] = {}
     n_examples = structured = fully_unmasked = 0
@@ -71,8 +83,11 @@ def prompt_loss(batches: Iterable[dict[str, Any]], tokenizer: Any = None, model:
         n_examples += 1
         row_in_batch = seen_in_batch.get(id(batch), 0)
         seen_in_batch[id(batch)] = row_in_batch + 1
-        end = prompt_lengths[k] if prompt_lengths is not None and k < len(prompt_lengths) else (
-            _marker_end(ids, marker) if marker else None)
+        end = (
+            prompt_lengths[k]
+            if prompt_lengths is not None and k < len(prompt_lengths)
+            else (_marker_end(ids, marker) if marker else None)
+        )
         if end is None or end <= 1:
             continue
         structured += 1
@@ -84,34 +99,76 @@ def prompt_loss(batches: Iterable[dict[str, Any]], tokenizer: Any = None, model:
         if len(in_prompt) >= end - 1:
             fully_unmasked += 1
             if example is None and tokenizer is not None:
-                example = {"prompt_tokens": end - 1, "response_tokens": len(counted) - len(in_prompt),
-                           "prompt_end": tokenizer.decode(ids[max(1, end - 8) : end])}
+                example = {
+                    "prompt_tokens": end - 1,
+                    "response_tokens": len(counted) - len(in_prompt),
+                    "prompt_end": tokenizer.decode(ids[max(1, end - 8) : end]),
+                }
         if losses:
             row = losses[id(batch)][row_in_batch]
             prompt_loss_sum += float(sum(row[t] for t in in_prompt))
             response_loss_sum += float(sum(row[t] for t in counted if t >= end))
-    evidence: dict[str, Any] = {"examples": n_examples, "with_prompt_boundary": structured,
-                                "prompt_fully_in_loss": fully_unmasked, "prompt_tokens": prompt_tokens,
-                                "prompt_tokens_with_loss": prompt_counted, "response_tokens_with_loss": response_counted}
+    evidence: dict[str, Any] = {
+        "examples": n_examples,
+        "with_prompt_boundary": structured,
+        "prompt_fully_in_loss": fully_unmasked,
+        "prompt_tokens": prompt_tokens,
+        "prompt_tokens_with_loss": prompt_counted,
+        "response_tokens_with_loss": response_counted,
+    }
     if not structured:
-        return [Finding(PROBE, Severity.OK, "no prompt/response structure found in the batches (no prompt length, "
-                        f"no {response_marker!r} marker): nothing to check", evidence, rule=RULE, subject=subject)]
+        return [
+            Finding(
+                PROBE,
+                Severity.OK,
+                "no prompt/response structure found in the batches (no prompt length, "
+                f"no {response_marker!r} marker): nothing to check",
+                evidence,
+                rule=RULE,
+                subject=subject,
+            )
+        ]
     token_share = prompt_counted / max(prompt_counted + response_counted, 1)
     evidence["prompt_token_share"] = round(token_share, 4)
     loss_share = None
     if losses:
         loss_share = prompt_loss_sum / max(prompt_loss_sum + response_loss_sum, 1e-12)
-        evidence.update({"prompt_loss_share": round(loss_share, 4), "prompt_loss_sum": round(prompt_loss_sum, 3),
-                         "response_loss_sum": round(response_loss_sum, 3),
-                         "mean_prompt_token_loss": round(prompt_loss_sum / max(prompt_counted, 1), 4),
-                         "mean_response_token_loss": round(response_loss_sum / max(response_counted, 1), 4)})
+        evidence.update(
+            {
+                "prompt_loss_share": round(loss_share, 4),
+                "prompt_loss_sum": round(prompt_loss_sum, 3),
+                "response_loss_sum": round(response_loss_sum, 3),
+                "mean_prompt_token_loss": round(prompt_loss_sum / max(prompt_counted, 1), 4),
+                "mean_response_token_loss": round(response_loss_sum / max(response_counted, 1), 4),
+            }
+        )
     if not fully_unmasked:
-        return [Finding(PROBE, Severity.OK, f"the prompt is masked out of the loss: {prompt_counted} of {prompt_tokens} "
-                        f"prompt tokens carry loss in {structured} instruction examples", evidence, rule=RULE, subject=subject)]
+        return [
+            Finding(
+                PROBE,
+                Severity.OK,
+                f"the prompt is masked out of the loss: {prompt_counted} of {prompt_tokens} "
+                f"prompt tokens carry loss in {structured} instruction examples",
+                evidence,
+                rule=RULE,
+                subject=subject,
+            )
+        ]
     share = loss_share if loss_share is not None else token_share
-    what = "of the loss (the model's per-token loss)" if loss_share is not None else "of the loss-bearing tokens"
+    what = (
+        "of the loss (the model's per-token loss)" if loss_share is not None else "of the loss-bearing tokens"
+    )
     severity = Severity.FAIL if share >= FAIL_SHARE else Severity.WARN
-    return [Finding(PROBE, severity,
-                    f"every prompt token carries loss in {fully_unmasked} of {structured} instruction examples: the prompt "
-                    f"takes {share:.0%} {what}, the answer the rest",
-                    evidence, [example] if example else [], ["mask-prompt-loss"], rule=RULE, subject=subject)]
+    return [
+        Finding(
+            PROBE,
+            severity,
+            f"every prompt token carries loss in {fully_unmasked} of {structured} instruction examples: the prompt "
+            f"takes {share:.0%} {what}, the answer the rest",
+            evidence,
+            [example] if example else [],
+            ["mask-prompt-loss"],
+            rule=RULE,
+            subject=subject,
+        )
+    ]

@@ -41,7 +41,9 @@ class MambaRuntimeFacts:
     dtype: str = ""
     training: bool = False
     packages: dict[str, bool] = field(default_factory=dict)  # importable on this machine
-    kernel_functions: dict[str, bool] = field(default_factory=dict)  # transformers resolved it to the package kernel
+    kernel_functions: dict[str, bool] = field(
+        default_factory=dict
+    )  # transformers resolved it to the package kernel
     transformers_fast_path: bool | None = None  # v4's is_fast_path_available, when the module has it
     hub_kernels: bool = False  # the `kernels` package can supply them from the hub
     forward_seconds: float | None = None
@@ -65,7 +67,9 @@ def _kernel_resolution(module: Any) -> dict[str, bool]:
         if not closure or code is None or "is_new_implementation" not in code.co_freevars:
             continue
         cells = dict(zip(code.co_freevars, (c.cell_contents for c in closure), strict=True))
-        out[f"{cells.get('package', '?')}.{cells.get('func_name', name)}"] = bool(cells["is_new_implementation"])
+        out[f"{cells.get('package', '?')}.{cells.get('func_name', name)}"] = bool(
+            cells["is_new_implementation"]
+        )
     return out
 
 
@@ -81,7 +85,9 @@ def _mamba_module(model: Any) -> Any:
     """The transformers modelling module whose mixers run the scan: the model's own, or its backbone's
     (EHRMamba wraps transformers' MambaModel; a peft wrapper wraps either)."""
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model
-    names = [type(inner).__module__] + [type(m).__module__ for m in inner.modules() if type(m).__name__.endswith("Mixer")]
+    names = [type(inner).__module__] + [
+        type(m).__module__ for m in inner.modules() if type(m).__name__.endswith("Mixer")
+    ]
     for name in names:
         module = sys.modules.get(name)
         if module is not None and name.startswith("transformers.models.mamba"):
@@ -118,13 +124,19 @@ def gather_mamba_facts(model: Any) -> MambaRuntimeFacts:
 def _cost_text(facts: MambaRuntimeFacts, evidence: dict[str, Any]) -> str:
     parts = []
     if facts.step_seconds is not None:
-        parts.append(f"measured {facts.step_seconds:.3g} s per training step (batch {facts.batch_size}, {facts.seq_len} tokens)")
+        parts.append(
+            f"measured {facts.step_seconds:.3g} s per training step (batch {facts.batch_size}, {facts.seq_len} tokens)"
+        )
         if facts.reference_step_seconds:
-            evidence["step_ratio_vs_transformer"] = round(facts.step_seconds / facts.reference_step_seconds, 2)
+            evidence["step_ratio_vs_transformer"] = round(
+                facts.step_seconds / facts.reference_step_seconds, 2
+            )
             parts.append(f"{evidence['step_ratio_vs_transformer']}x a parameter-matched transformer's")
         if facts.steps_per_epoch:
             evidence["epoch_seconds_estimate"] = round(facts.step_seconds * facts.steps_per_epoch, 1)
-            parts.append(f"~{evidence['epoch_seconds_estimate']:g} s per epoch of {facts.steps_per_epoch} steps")
+            parts.append(
+                f"~{evidence['epoch_seconds_estimate']:g} s per epoch of {facts.steps_per_epoch} steps"
+            )
     if facts.forward_seconds is not None and facts.reference_seconds:
         evidence["slowdown_vs_transformer"] = round(facts.forward_seconds / facts.reference_seconds, 2)
         parts.append(f"forward {evidence['slowdown_vs_transformer']}x an equal-size transformer")
@@ -224,8 +236,12 @@ def time_train_step(model: Any, seq_len: int, batch: int = 1, steps: int = 2) ->
         with torch.random.fork_rng(devices=devices):
             model.train()
             vocab = int(model.config.vocab_size)
-            warm = torch.randint(0, vocab, (1, min(seq_len, 32)), device=param.device)  # first-call costs, cheaply
-            _output_tensor(model(input_ids=warm, attention_mask=torch.ones_like(warm))).float().mean().backward()
+            warm = torch.randint(
+                0, vocab, (1, min(seq_len, 32)), device=param.device
+            )  # first-call costs, cheaply
+            _output_tensor(
+                model(input_ids=warm, attention_mask=torch.ones_like(warm))
+            ).float().mean().backward()
             ids = torch.randint(0, vocab, (batch, seq_len), device=param.device)
             mask = torch.ones_like(ids)
             elapsed = []
@@ -269,7 +285,9 @@ def reference_transformer(model: Any, match_parameters: bool = False) -> Any:
     return LlamaForCausalLM(cfg).to(device=param.device, dtype=param.dtype).eval()
 
 
-def model_from(config: Any = None, checkpoint: str | os.PathLike[str] | None = None, device: str | None = None) -> Any:
+def model_from(
+    config: Any = None, checkpoint: str | os.PathLike[str] | None = None, device: str | None = None
+) -> Any:
     """A model to probe from a config (random weights: timing only) or a checkpoint directory, on ``device``."""
     import transformers
 
@@ -325,7 +343,11 @@ def mamba_fast_path(
         model = model_from(config, checkpoint, device)
     facts = gather_mamba_facts(model)
     if facts.is_mamba and time_it:
-        facts.seq_len, facts.batch_size, facts.steps_per_epoch = int(seq_len), int(batch_size), steps_per_epoch
+        facts.seq_len, facts.batch_size, facts.steps_per_epoch = (
+            int(seq_len),
+            int(batch_size),
+            steps_per_epoch,
+        )
         if forward:
             facts.forward_seconds = time_forward(model, seq_len)
             facts.reference_seconds = time_forward(reference_transformer(model), seq_len)

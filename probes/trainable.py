@@ -100,13 +100,19 @@ def unmoved_rows(model: Any, ids: list[int], n_base: int) -> list[int]:
     rows = int(getattr(getattr(emb, "weight", None), "shape", [0])[0] or 0) or max(ids) + 1
     if not ids or n_base <= 0 or max(ids) >= rows:
         return []
-    with torch.no_grad():
-        total = None
-        for start in range(0, n_base, 4096):
-            chunk = emb(torch.arange(start, min(start + 4096, n_base))).float().sum(dim=0)
-            total = chunk if total is None else total + chunk
-        mean = total / n_base
-        current = emb(torch.tensor(ids)).float()
+    plain = type(emb) is torch.nn.Embedding  # else a peft wrapper: its forward adds the trained deltas
+    def rows_of(index: Any) -> Any:
+        return emb.weight[index] if plain else emb(index)
+    try:
+        with torch.no_grad():
+            total = None
+            for start in range(0, n_base, 4096):
+                chunk = rows_of(torch.arange(start, min(start + 4096, n_base))).float().sum(dim=0)
+                total = chunk if total is None else total + chunk
+            mean = total / n_base
+            current = rows_of(torch.tensor(ids)).float()
+    except (TypeError, RuntimeError, IndexError):  # an embedding module that takes more than token ids
+        return []
     same = torch.isclose(current, mean.expand_as(current), atol=1e-6, rtol=1e-5).all(dim=1)
     return [i for i, s in zip(ids, same.tolist(), strict=True) if s]
 

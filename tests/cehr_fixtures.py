@@ -57,7 +57,9 @@ def tokenizer(records: list[dict[str, Any]] | None = None) -> Any:
     return cehr_tokenizer(records or timeline_records(64))
 
 
-def batch(tok: Any, records: list[dict[str, Any]], max_length: int = 32, task_token: str | None = None, **kw: Any) -> dict[str, Any]:
+def batch(
+    tok: Any, records: list[dict[str, Any]], max_length: int = 32, task_token: str | None = None, **kw: Any
+) -> dict[str, Any]:
     """Right-padded CEHR tensors for ``records`` (without ``special_tokens_mask``)."""
     from ehrdebug.models.cehr_inputs import collate_cehr, encode_cehr
 

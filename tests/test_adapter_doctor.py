@@ -33,7 +33,9 @@ def test_resolve_base_local_cached_and_missing(tmp_path: Path, offline_cache: Pa
     found = resolve_base(tmp_path / "hub")
     assert found.name == COMMIT and (found / "model.safetensors").is_file()
     make_adapter(tmp_path / "gone", base_name="other-org/not-cached", steps=0)
-    with pytest.raises(UserError, match=r"'other-org/not-cached'.*not in the local Hugging Face cache.*--base DIR_OR_HUB_ID"):
+    with pytest.raises(
+        UserError, match=r"'other-org/not-cached'.*not in the local Hugging Face cache.*--base DIR_OR_HUB_ID"
+    ):
         resolve_base(tmp_path / "gone")
     assert resolve_base(tmp_path / "gone", base=str(BASE)) == BASE  # --base overrides what the adapter names
     assert resolve_base(tmp_path / "gone", base=REPO_ID).name == COMMIT
@@ -51,7 +53,9 @@ def test_doctor_finds_frozen_new_rows_base_local(tmp_path: Path) -> None:
     assert "lora-train-embeddings" in found[0].recipes
 
 
-def test_doctor_on_cached_hub_base_offline(tmp_path: Path, offline_cache: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_doctor_on_cached_hub_base_offline(
+    tmp_path: Path, offline_cache: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from ehrdebug.cli.app import main
 
     make_adapter(tmp_path / "adapter", base_name=REPO_ID, train_new_tokens="frozen")
@@ -80,7 +84,10 @@ def test_trained_new_rows_are_not_flagged(tmp_path: Path) -> None:
     make_adapter(tmp_path / "tokens", train_new_tokens="trainable_tokens", steps=3)
     found = _trainable(diagnose(tmp_path / "tokens"))
     assert found[0].severity.name == "OK", found[0].title
-    assert found[0].evidence["trained_by"] == ["trainable_token_indices"] and found[0].evidence["unmoved_ids"] == []
+    assert (
+        found[0].evidence["trained_by"] == ["trainable_token_indices"]
+        and found[0].evidence["unmoved_ids"] == []
+    )
 
 
 def test_trainable_but_unmoved_rows_warn(tmp_path: Path) -> None:

@@ -53,13 +53,14 @@ def test_peft_adapter_on_a_local_base(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "lora" in json.dumps(trainable).lower()
 
 
-def test_adapter_whose_base_is_a_hub_id_is_skipped_not_downloaded(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_adapter_whose_base_is_an_uncached_hub_id_is_refused_not_downloaded(tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
     adapter = tmp_path / "adapter"
     adapter.mkdir()
     (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "chavinlo/alpaca-native"}))
-    code, report = doctor_json([str(adapter)], capsys)
-    assert code == 0
-    assert "never downloads" in report["meta"]["suites"]["model"]["reason"]
+    assert main(["doctor", str(adapter), "--format", "json"]) == 2  # say what to pass (--base), exit 2
+    err = capsys.readouterr().err.strip()
+    assert "never downloads" in err and "--base" in err and len(err.splitlines()) == 1
 
 
 def test_a_checkpoint_too_big_for_cpu_is_skipped(tmp_path: Path, capsys: pytest.CaptureFixture[str],

@@ -26,10 +26,18 @@ def test_gather_on_a_real_cpu_mamba():
 
 def test_cuda_without_kernels_fails():
     facts = MambaRuntimeFacts(
-        is_mamba=True, model_type="mamba2", device="cuda:0", dtype="bfloat16", training=True,
+        is_mamba=True,
+        model_type="mamba2",
+        device="cuda:0",
+        dtype="bfloat16",
+        training=True,
         packages={"mamba_ssm": False, "causal_conv1d": False, "mambapy": False},
-        kernel_functions={"mamba_ssm.mamba_chunk_scan_combined": False, "causal_conv1d.causal_conv1d_fn": False},
-        forward_seconds=18.4, reference_seconds=1.0,
+        kernel_functions={
+            "mamba_ssm.mamba_chunk_scan_combined": False,
+            "causal_conv1d.causal_conv1d_fn": False,
+        },
+        forward_seconds=18.4,
+        reference_seconds=1.0,
     )
     f = judge_mamba_facts(facts)[0]
     assert f.severity == Severity.FAIL and f.recipes == ["install-cuda-kernels"]
@@ -37,9 +45,13 @@ def test_cuda_without_kernels_fails():
 
 
 def test_cuda_with_kernels_ok_and_non_mamba():
-    facts = MambaRuntimeFacts(is_mamba=True, model_type="mamba", device="cuda:0",
-                              packages={"mamba_ssm": True, "causal_conv1d": True},
-                              kernel_functions={"mamba_ssm.selective_scan_fn": True, "causal_conv1d.causal_conv1d_fn": True})
+    facts = MambaRuntimeFacts(
+        is_mamba=True,
+        model_type="mamba",
+        device="cuda:0",
+        packages={"mamba_ssm": True, "causal_conv1d": True},
+        kernel_functions={"mamba_ssm.selective_scan_fn": True, "causal_conv1d.causal_conv1d_fn": True},
+    )
     assert judge_mamba_facts(facts)[0].severity == Severity.OK
     v4 = MambaRuntimeFacts(is_mamba=True, model_type="mamba", device="cuda", transformers_fast_path=False)
     assert judge_mamba_facts(v4)[0].severity == Severity.FAIL
@@ -67,29 +79,41 @@ def _tiny_ehrmamba(**kw):
     from ehrdebug.models.ehrmamba import EhrMambaConfig, EhrMambaForCausalLM
 
     torch.manual_seed(0)
-    return EhrMambaForCausalLM(EhrMambaConfig(vocab_size=48, hidden_size=32, num_hidden_layers=2, state_size=8, **kw))
+    return EhrMambaForCausalLM(
+        EhrMambaConfig(vocab_size=48, hidden_size=32, num_hidden_layers=2, state_size=8, **kw)
+    )
 
 
 def test_cpu_ehrmamba_states_the_pure_pytorch_path_and_its_measured_step_time():
     model = _tiny_ehrmamba()
     facts = gather_mamba_facts(model)
-    assert facts.model_type == "ehrmamba" and any(k.startswith("mamba_ssm.") for k in facts.kernel_functions)  # found via the backbone
+    assert facts.model_type == "ehrmamba" and any(
+        k.startswith("mamba_ssm.") for k in facts.kernel_functions
+    )  # found via the backbone
     f = mamba_fast_path(model, time_it=True, seq_len=48, steps_per_epoch=100)[0]
     assert f.severity == Severity.INFO and "pure-PyTorch" in f.title and "s per training step" in f.title
     ev = f.evidence
     assert ev["step_seconds"] > 0 and ev["reference_step_seconds"] > 0 and ev["seq_len"] == 48
     assert ev["epoch_seconds_estimate"] == round(ev["step_seconds"] * 100, 1)
-    assert 0.5 < ev["reference_parameters"] / ev["parameters"] < 2.0  # the comparison transformer is parameter-matched
+    assert (
+        0.5 < ev["reference_parameters"] / ev["parameters"] < 2.0
+    )  # the comparison transformer is parameter-matched
     assert ev["use_mambapy"] is True
-    assert ev["reference_path"].startswith("mambapy" if ev["packages"]["mambapy"] else "the per-token PyTorch loop")
-    loop = gather_mamba_facts(mf.tiny_mamba())  # transformers' MambaConfig: use_mambapy=False -> the loop, said so
+    assert ev["reference_path"].startswith(
+        "mambapy" if ev["packages"]["mambapy"] else "the per-token PyTorch loop"
+    )
+    loop = gather_mamba_facts(
+        mf.tiny_mamba()
+    )  # transformers' MambaConfig: use_mambapy=False -> the loop, said so
     assert "per-token PyTorch loop" in judge_mamba_facts(loop)[0].evidence["reference_path"]
 
 
 def test_probe_builds_the_model_from_a_config_or_a_checkpoint(tmp_path):
     from ehrdebug.models.ehrmamba import EhrMambaConfig
 
-    cfg = EhrMambaConfig(vocab_size=40, hidden_size=32, num_hidden_layers=1, state_size=8, backbone="mamba2", head_dim=16)
+    cfg = EhrMambaConfig(
+        vocab_size=40, hidden_size=32, num_hidden_layers=1, state_size=8, backbone="mamba2", head_dim=16
+    )
     assert mamba_fast_path(config=cfg)[0].evidence["model_type"] == "ehrmamba"
     _tiny_ehrmamba().save_pretrained(tmp_path)
     f = mamba_fast_path(checkpoint=tmp_path, time_it=True, seq_len=16)[0]

@@ -64,12 +64,17 @@ def test_padding_does_not_change_full_attention_outputs():
 
 def test_bigbird_runs_block_sparse_on_long_sequences_and_full_on_short():
     import torch
-    from transformers.models.big_bird.modeling_big_bird import BigBirdBlockSparseAttention, BigBirdSelfAttention
+    from transformers.models.big_bird.modeling_big_bird import (
+        BigBirdBlockSparseAttention,
+        BigBirdSelfAttention,
+    )
 
     from ehrdebug.models.cehrbert import CehrBertModel
 
     tok = cf.tokenizer()
-    model = CehrBertModel(_config(tok, attention="bigbird", block_size=8, num_random_blocks=1, max_position_embeddings=512))
+    model = CehrBertModel(
+        _config(tok, attention="bigbird", block_size=8, num_random_blocks=1, max_position_embeddings=512)
+    )
     assert not model.sparse_applies(56) and model.sparse_applies(57)
     long_ids = torch.randint(10, len(tok), (2, 203))  # not a multiple of the block: padded inside, cut after
     mask = torch.ones_like(long_ids)
@@ -132,15 +137,22 @@ def test_lora_trains_adapters_embeddings_and_head_only():
     records = cf.timeline_records(8)
     tok = cf.tokenizer(records)
     model = CehrBertForSequenceClassification(_config(tok, num_labels=1))
-    peft_model = get_peft_model(model, LoraConfig(r=4, target_modules=["query", "value"], modules_to_save=["embeddings", "classifier"]))
+    peft_model = get_peft_model(
+        model,
+        LoraConfig(r=4, target_modules=["query", "value"], modules_to_save=["embeddings", "classifier"]),
+    )
     trainable = {n for n, p in peft_model.named_parameters() if p.requires_grad}
-    assert any("lora_A" in n for n in trainable) and any("modules_to_save" in n and "classifier" in n for n in trainable)
+    assert any("lora_A" in n for n in trainable) and any(
+        "modules_to_save" in n and "classifier" in n for n in trainable
+    )
     assert not any("attention.output.dense" in n or "intermediate" in n for n in trainable)
     total = sum(p.numel() for p in peft_model.parameters())
     assert sum(p.numel() for p in peft_model.parameters() if p.requires_grad) < total
     loss = peft_model(**cf.batch(tok, records), labels=torch.tensor([r["label"] for r in records])).loss
     loss.backward()
-    assert all(p.grad is not None for n, p in peft_model.named_parameters() if p.requires_grad and "lora_A" in n)
+    assert all(
+        p.grad is not None for n, p in peft_model.named_parameters() if p.requires_grad and "lora_A" in n
+    )
 
 
 @pytest.mark.parametrize("attention", ["full", "bigbird"])
@@ -153,8 +165,13 @@ def test_classifier_learns_a_timing_pattern(attention):
     records = cf.timeline_records(64, seed=1)
     tok = cf.tokenizer(records)
     torch.manual_seed(0)
-    model = CehrBertForSequenceClassification(_config(tok, attention=attention, num_labels=1, hidden_dropout_prob=0.0))
-    batches = [(cf.batch(tok, records[i : i + 16]), torch.tensor([r["label"] for r in records[i : i + 16]])) for i in range(0, 64, 16)]
+    model = CehrBertForSequenceClassification(
+        _config(tok, attention=attention, num_labels=1, hidden_dropout_prob=0.0)
+    )
+    batches = [
+        (cf.batch(tok, records[i : i + 16]), torch.tensor([r["label"] for r in records[i : i + 16]]))
+        for i in range(0, 64, 16)
+    ]
     losses = cf.train(model, batches, steps=160)
     assert sum(losses[-4:]) / 4 < 0.5 * sum(losses[:4]) / 4, losses
 

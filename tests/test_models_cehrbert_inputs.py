@@ -28,8 +28,19 @@ RECORD = {
 
 @pytest.mark.parametrize(
     ("days", "token"),
-    [(-3, "[W0]"), (0, "[W0]"), (6, "[W0]"), (7, "[W1]"), (27, "[W3]"), (28, "[M1]"), (59, "[M1]"), (60, "[M2]"),
-     (364, "[M11]"), (365, "[LT]"), (5000, "[LT]")],  # fmt: skip
+    [
+        (-3, "[W0]"),
+        (0, "[W0]"),
+        (6, "[W0]"),
+        (7, "[W1]"),
+        (27, "[W3]"),
+        (28, "[M1]"),
+        (59, "[M1]"),
+        (60, "[M2]"),
+        (364, "[M11]"),
+        (365, "[LT]"),
+        (5000, "[LT]"),
+    ],  # fmt: skip
 )
 def test_gap_tokens(days, token):
     assert gap_token(days) == token
@@ -39,12 +50,28 @@ def test_time_and_visit_tokens_are_inserted_and_streams_stay_aligned():
     before = copy.deepcopy(RECORD)
     seq = insert_time_tokens(RECORD)
     assert RECORD == before  # pure
-    assert seq["codes"] == ["[VS]", "A", "B", "[VE]", "[W1]", "[VS]", "C", "D", "[VE]", "[LT]", "[VS]", "E", "[VE]"]
+    assert seq["codes"] == [
+        "[VS]",
+        "A",
+        "B",
+        "[VE]",
+        "[W1]",
+        "[VS]",
+        "C",
+        "D",
+        "[VE]",
+        "[LT]",
+        "[VS]",
+        "E",
+        "[VE]",
+    ]
     n = len(seq["codes"])
     assert all(len(seq[k]) == n for k in ("ages", "visits", "days", "values", "token_types"))
     assert seq["token_types"][:5] == ["visit_start", "code", "code", "visit_end", "time"]
     lt = seq["codes"].index("[LT]")
-    assert seq["days"][lt] == 800 and seq["visits"][lt] == 2 and seq["ages"][lt] == 53  # carries the next visit
+    assert (
+        seq["days"][lt] == 800 and seq["visits"][lt] == 2 and seq["ages"][lt] == 53
+    )  # carries the next visit
     assert seq["values"][2] == 1.5 and seq["values"][0] is None and seq["values"][3] is None
     assert seq["mortality"] == 1 and seq["patient_id"] == 7
     only_time = insert_time_tokens(RECORD, visit_tokens=False)
@@ -74,11 +101,18 @@ def test_encode_layout_segments_visit_order_and_truncation():
     enc = encode_cehr(tok, RECORD, 64, task_token="[MOR]")
     tokens = tok.convert_ids_to_tokens(enc["input_ids"])
     assert tokens[:3] == ["[MOR]", "[CLS]", "[VS]"] and tokens[-1] == "[VE]"
-    assert enc["token_type_ids"][:3] == [TOKEN_TYPES["task"], TOKEN_TYPES["class"], TOKEN_TYPES["visit_start"]]
+    assert enc["token_type_ids"][:3] == [
+        TOKEN_TYPES["task"],
+        TOKEN_TYPES["class"],
+        TOKEN_TYPES["visit_start"],
+    ]
     assert enc["segment_ids"][:3] == [0, 0, 1] and enc["position_ids"][:3] == [0, 0, 1]
     c = tokens.index("C")
     assert enc["segment_ids"][c] == 2 and enc["position_ids"][c] == 2 and enc["time_values"][c] == 10.0
-    assert enc["special_tokens_mask"][tokens.index("A")] == 0 and enc["special_tokens_mask"][tokens.index("[W1]")] == 1
+    assert (
+        enc["special_tokens_mask"][tokens.index("A")] == 0
+        and enc["special_tokens_mask"][tokens.index("[W1]")] == 1
+    )
     assert enc["truncated"] == 0 and enc["unknown"] == 0
     short = encode_cehr(tok, RECORD, 5, task_token="[MOR]", max_visits=2)
     assert tok.convert_ids_to_tokens(short["input_ids"]) == ["[MOR]", "[CLS]", "[VS]", "E", "[VE]"]
@@ -97,7 +131,9 @@ def test_collate_right_pads_and_causal_labels_skip_padding():
     batch = collate_cehr(feats)
     n = len(feats[1]["input_ids"])
     assert batch["attention_mask"][1].tolist() == [1] * n + [0] * (batch["input_ids"].size(1) - n)
-    assert batch["input_ids"][1, n:].eq(tok.pad_token_id).all() and batch["time_values"].dtype.is_floating_point
+    assert (
+        batch["input_ids"][1, n:].eq(tok.pad_token_id).all() and batch["time_values"].dtype.is_floating_point
+    )
     labels = causal_lm_labels(batch["input_ids"], batch["attention_mask"])
     assert labels[1, n:].eq(-100).all() and labels[1, :n].tolist() == feats[1]["input_ids"]
     assert labels[0].ne(-100).all()

@@ -25,7 +25,9 @@ def _train(name: str, *overrides: str) -> tuple[Path, dict]:
 def test_mlm_then_mortality_and_bigbird(tmp_path: Path) -> None:
     mlm_dir, mlm = _train("cehrbert_mlm_small", "max_steps=30", "eval_every=30", f"out={tmp_path / 'mlm'}")
     losses = [row["loss"] for row in mlm["history"]["train"]]
-    assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5 and {"test_mlm_accuracy", "test_perplexity"} <= set(mlm["test"])
+    assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5 and {"test_mlm_accuracy", "test_perplexity"} <= set(
+        mlm["test"]
+    )
     _, mort = _train("cehrbert_mortality_small", "max_steps=20", "eval_every=10", "bootstrap=20", f"init_from={mlm_dir}",
                      f"out={tmp_path / 'mort'}")  # fmt: skip
     bird_dir, bird = _train("bigbird_mortality_small", "max_steps=10", "eval_every=10", "bootstrap=20", "model.block_size=4",

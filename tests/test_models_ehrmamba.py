@@ -53,7 +53,9 @@ def test_causal_loss_of_a_row_does_not_depend_on_the_padding_around_it(backbone)
     # the masked loss is the mean over real next tokens only; the reproduction script's labels (the ids) add
     # "[PAD] follows [PAD]" targets — as many as the padding
     real = padded["attention_mask"][:, 1:].bool()
-    nll = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), padded["input_ids"][:, 1:], reduction="none")
+    nll = torch.nn.functional.cross_entropy(
+        logits[:, :-1].transpose(1, 2), padded["input_ids"][:, 1:], reduction="none"
+    )
     assert torch.allclose(masked, nll[real].mean(), atol=1e-5)
     assert int((~real).sum()) == int(padded["attention_mask"].eq(0).sum()) > 0
 
@@ -88,7 +90,9 @@ def test_multitask_prompts_route_rows_to_their_task_head():
     records = cf.timeline_records(4)
     tok = cf.tokenizer(records)
     model = EhrMambaForSequenceClassification(_config(tok, task_tokens=TASKS, num_labels=1)).eval()
-    assert model.classifier.out_features == 2 and model.config.task_token_ids == tok.convert_tokens_to_ids(list(TASKS))
+    assert model.classifier.out_features == 2 and model.config.task_token_ids == tok.convert_tokens_to_ids(
+        list(TASKS)
+    )
     mor, los = cf.batch(tok, records, task_token="[MOR]"), cf.batch(tok, records, task_token="[LOS]")
     assert model.task_of(mor["input_ids"], None, 4, "cpu").tolist() == [0] * 4
     assert model.task_of(los["input_ids"], None, 4, "cpu").tolist() == [1] * 4
@@ -99,7 +103,9 @@ def test_multitask_prompts_route_rows_to_their_task_head():
         assert torch.allclose(model(**los).logits, before_los + 1.0)
     with pytest.raises(ValueError, match="task token"):
         model(**cf.batch(tok, records))
-    shared = EhrMambaForSequenceClassification(_config(tok, task_tokens=TASKS, task_heads="shared", num_labels=1))
+    shared = EhrMambaForSequenceClassification(
+        _config(tok, task_tokens=TASKS, task_heads="shared", num_labels=1)
+    )
     assert shared.classifier.out_features == 1
     assert shared(**mor).logits.shape == (4, 1)
 
@@ -115,14 +121,21 @@ def test_auto_classes_round_trip_through_safetensors(tmp_path, backbone):
     records = cf.timeline_records(3)
     tok = cf.tokenizer(records)
     batch = cf.batch(tok, records, task_token="[LOS]")
-    for cls, auto in ((EhrMambaForCausalLM, AutoModelForCausalLM), (EhrMambaForSequenceClassification, AutoModelForSequenceClassification)):
+    for cls, auto in (
+        (EhrMambaForCausalLM, AutoModelForCausalLM),
+        (EhrMambaForSequenceClassification, AutoModelForSequenceClassification),
+    ):
         model = cls(_config(tok, backbone=backbone, head_dim=16, task_tokens=TASKS, num_labels=1)).eval()
         path = tmp_path / f"{backbone}-{cls.__name__}"
         model.save_pretrained(path)
         assert (path / "model.safetensors").is_file()
         back = auto.from_pretrained(path).eval()
         again = models.load_pretrained(str(path)).eval()
-        assert type(back) is cls and back.config.backbone == backbone and back.config.task_token_ids == model.config.task_token_ids
+        assert (
+            type(back) is cls
+            and back.config.backbone == backbone
+            and back.config.task_token_ids == model.config.task_token_ids
+        )
         with torch.no_grad():
             assert torch.allclose(model(**batch).logits, back(**batch).logits, atol=1e-6)
             assert torch.allclose(model(**batch).logits, again(**batch).logits, atol=1e-6)
@@ -151,7 +164,10 @@ def test_lora_on_the_mixer_projections():
     records = cf.timeline_records(8)
     tok = cf.tokenizer(records)
     model = EhrMambaForSequenceClassification(_config(tok, num_labels=1))
-    wrapped = get_peft_model(model, LoraConfig(r=4, target_modules=["in_proj", "out_proj"], modules_to_save=["embeddings", "classifier"]))
+    wrapped = get_peft_model(
+        model,
+        LoraConfig(r=4, target_modules=["in_proj", "out_proj"], modules_to_save=["embeddings", "classifier"]),
+    )
     trainable = [n for n, p in wrapped.named_parameters() if p.requires_grad]
     assert any("lora_A" in n for n in trainable) and not any("x_proj" in n or "A_log" in n for n in trainable)
     loss = wrapped(**cf.batch(tok, records), labels=torch.tensor([r["label"] for r in records])).loss
@@ -168,12 +184,17 @@ def test_causal_lm_learns_a_deterministic_timeline():
     from ehrdebug.models.cehr_inputs import causal_lm_labels
     from ehrdebug.models.ehrmamba import EhrMambaForCausalLM
 
-    records = [{"codes": [f"C{(s + i) % 12}" for i in range(10)], "days": [0] * 10, "visits": [0] * 10} for s in range(12)]
+    records = [
+        {"codes": [f"C{(s + i) % 12}" for i in range(10)], "days": [0] * 10, "visits": [0] * 10}
+        for s in range(12)
+    ]
     tok = cf.tokenizer(records)
     torch.manual_seed(0)
     model = EhrMambaForCausalLM(_config(tok))
     batch = cf.batch(tok, records)
-    losses = cf.train(model, [(batch, causal_lm_labels(batch["input_ids"], batch["attention_mask"]))], steps=60, lr=1e-2)
+    losses = cf.train(
+        model, [(batch, causal_lm_labels(batch["input_ids"], batch["attention_mask"]))], steps=60, lr=1e-2
+    )
     assert losses[0] > 0.8 * math.log(len(tok)) and losses[-1] < 0.35 * losses[0], losses
 
 
@@ -218,3 +239,21 @@ def test_tiers_and_parameter_counts():
     assert large.config.num_hidden_layers == 24 and large.config.hidden_size == 1024 and 100e6 < n < 250e6, n
     with pytest.raises(ValueError, match="backbone must be"):
         EhrMambaConfig(backbone="s4")
+
+
+def test_generate_continues_a_timeline_greedily_without_a_cache():
+    import torch
+
+    from ehrdebug.models.ehrmamba import EhrMambaForCausalLM
+
+    tok = cf.tokenizer()
+    torch.manual_seed(0)
+    model = EhrMambaForCausalLM(_config(tok)).eval()
+    ids = cf.batch(tok, cf.timeline_records(2), add_cls=False)["input_ids"][:1]
+    out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=4, do_sample=False)
+    with torch.no_grad():
+        expected = ids
+        for _ in range(4):
+            step = model(input_ids=expected).logits[:, -1].argmax(-1, keepdim=True)
+            expected = torch.cat([expected, step], dim=1)
+    assert torch.equal(out, expected)

@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 
 import torch
 from torch import nn
-from transformers import PreTrainedConfig, PreTrainedModel
+from transformers import GenerationMixin, PreTrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 from transformers.utils import ModelOutput
 from transformers.utils.generic import can_return_tuple
@@ -82,11 +82,15 @@ class EhrMambaConfig(PreTrainedConfig):
     pad_token_id: int | None = 0
     task_token_ids: list[int] | None = None
     task_heads: str = "per_task"
-    pooling: str = "last_token"  # "last_position" pools whatever is last, padding included (a failure to reproduce)
+    pooling: str = (
+        "last_token"  # "last_position" pools whatever is last, padding included (a failure to reproduce)
+    )
     classifier_dropout: float | None = None
     tie_word_embeddings: bool = True
     check_embedding_ids: bool = True
-    use_mambapy: bool = True  # without the CUDA kernels: mambapy's parallel scan (when installed), not the per-token loop
+    use_mambapy: bool = (
+        True  # without the CUDA kernels: mambapy's parallel scan (when installed), not the per-token loop
+    )
     tier_name: str | None = None
 
     def __post_init__(self, **kwargs: Any) -> None:
@@ -98,7 +102,9 @@ class EhrMambaConfig(PreTrainedConfig):
         if self.task_heads not in TASK_HEADS:
             raise ValueError(f"task_heads must be one of {', '.join(TASK_HEADS)}, not {self.task_heads!r}")
         if self.backbone == "mamba2" and (self.expand * self.hidden_size) % self.head_dim:
-            raise ValueError(f"mamba2: expand*hidden_size {self.expand * self.hidden_size} is not a multiple of head_dim {self.head_dim}")
+            raise ValueError(
+                f"mamba2: expand*hidden_size {self.expand * self.hidden_size} is not a multiple of head_dim {self.head_dim}"
+            )
         self.task_token_ids = [int(t) for t in (self.task_token_ids or [])]
 
     @property
@@ -126,7 +132,9 @@ class EhrMambaConfig(PreTrainedConfig):
         return cls(**{**TIERS[name], "tier_name": name, **overrides})
 
     @classmethod
-    def for_tokenizer(cls, tokenizer: Any, tier: str = "small", task_tokens: tuple[str, ...] = (), **overrides: Any) -> EhrMambaConfig:
+    def for_tokenizer(
+        cls, tokenizer: Any, tier: str = "small", task_tokens: tuple[str, ...] = (), **overrides: Any
+    ) -> EhrMambaConfig:
         """A tier sized to a CEHR tokenizer; ``task_tokens`` (in task order) become ``task_token_ids``."""
         ids = [int(tokenizer.convert_tokens_to_ids(t)) for t in task_tokens]
         return cls.tier(tier, **{"vocab_size": len(tokenizer), "pad_token_id": tokenizer.pad_token_id,
@@ -171,7 +179,9 @@ class EhrMambaModel(EhrMambaPreTrainedModel):
         **kwargs: Any,
     ) -> torch.Tensor:
         embedded = self.embeddings(input_ids, inputs_embeds=inputs_embeds, **stream_inputs(kwargs))
-        return self.backbone(inputs_embeds=embedded, attention_mask=attention_mask, use_cache=False).last_hidden_state
+        return self.backbone(
+            inputs_embeds=embedded, attention_mask=attention_mask, use_cache=False
+        ).last_hidden_state
 
 
 @dataclass
@@ -186,8 +196,12 @@ def causal_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return nn.functional.cross_entropy(shifted, labels[:, 1:].reshape(-1), ignore_index=IGNORE_INDEX)
 
 
-class EhrMambaForCausalLM(EhrMambaPreTrainedModel):
-    """Next-code pretraining over patient timelines; the output layer is tied to the concept embedding."""
+class EhrMambaForCausalLM(EhrMambaPreTrainedModel, GenerationMixin):
+    """Next-code pretraining over patient timelines; the output layer is tied to the concept embedding.
+
+    ``generate`` works (the generation probes use it) without a recurrent cache: each step re-reads the
+    whole timeline, which is what the CEHR streams need (they are per position) and cheap at EHR lengths.
+    """
 
     _tied_weights_keys = {"lm_head.weight": "ehrmamba.embeddings.code_embed.weight"}
 
@@ -202,6 +216,12 @@ class EhrMambaForCausalLM(EhrMambaPreTrainedModel):
 
     def set_output_embeddings(self, new_embeddings: nn.Linear) -> None:
         self.lm_head = new_embeddings
+
+    def prepare_inputs_for_generation(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        """The full sequence every step (no cache); streams beyond ``input_ids`` are not extended, so left out."""
+        return {"input_ids": input_ids, "attention_mask": attention_mask}
 
     @can_return_tuple
     def forward(
@@ -219,20 +239,26 @@ class EhrMambaForSequenceClassification(EhrMambaPreTrainedModel):
     def __init__(self, config: EhrMambaConfig) -> None:
         super().__init__(config)
         self.ehrmamba = EhrMambaModel(config)
-        drop = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        drop = (
+            config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        )
         self.dropout = nn.Dropout(drop)
         self.num_heads = config.num_tasks if config.task_heads == "per_task" else 1
         # the per-task heads as one Linear (rows grouped by task): PEFT's modules_to_save can wrap it
         self.classifier = nn.Linear(config.hidden_size, self.num_heads * config.num_labels)
         self.post_init()
 
-    def task_of(self, input_ids: torch.Tensor | None, task_ids: torch.Tensor | None, batch: int, device: Any) -> torch.Tensor:
+    def task_of(
+        self, input_ids: torch.Tensor | None, task_ids: torch.Tensor | None, batch: int, device: Any
+    ) -> torch.Tensor:
         """Each row's task index: ``task_ids`` when given, else looked up from the row's first token."""
         if task_ids is not None:
             return task_ids.to(device).long().view(-1)
         if input_ids is None or not self.config.task_token_ids:
             return torch.zeros(batch, dtype=torch.long, device=device)
-        match = input_ids[:, :1].eq(torch.tensor(self.config.task_token_ids, device=input_ids.device)[None, :])
+        match = input_ids[:, :1].eq(
+            torch.tensor(self.config.task_token_ids, device=input_ids.device)[None, :]
+        )
         if not bool(match.any(dim=1).all()):
             raise ValueError("a row does not start with a task token (config.task_token_ids); give task_ids")
         return match.float().argmax(dim=1)
@@ -246,10 +272,20 @@ class EhrMambaForSequenceClassification(EhrMambaPreTrainedModel):
         task_ids: torch.Tensor | None = None,
         **inputs: Any,
     ) -> SequenceClassifierOutput:
-        hidden = self.ehrmamba(input_ids, attention_mask=attention_mask, **{k: v for k, v in inputs.items() if v is not None})
-        mask = attention_mask if attention_mask is not None else torch.ones(hidden.shape[:2], dtype=torch.long, device=hidden.device)
+        hidden = self.ehrmamba(
+            input_ids, attention_mask=attention_mask, **{k: v for k, v in inputs.items() if v is not None}
+        )
+        mask = (
+            attention_mask
+            if attention_mask is not None
+            else torch.ones(hidden.shape[:2], dtype=torch.long, device=hidden.device)
+        )
         rows = torch.arange(hidden.size(0), device=hidden.device)
-        where = last_token_index(mask.to(hidden.device)) if self.config.pooling == "last_token" else rows * 0 + hidden.size(1) - 1
+        where = (
+            last_token_index(mask.to(hidden.device))
+            if self.config.pooling == "last_token"
+            else rows * 0 + hidden.size(1) - 1
+        )
         pooled = self.dropout(hidden[rows, where])
         every = self.classifier(pooled).view(hidden.size(0), self.num_heads, self.config.num_labels)
         if self.num_heads == 1:
@@ -259,9 +295,13 @@ class EhrMambaForSequenceClassification(EhrMambaPreTrainedModel):
         loss = None
         if labels is not None:
             if self.config.num_labels == 1:
-                loss = nn.functional.binary_cross_entropy_with_logits(logits.view(-1), labels.view(-1).to(logits.dtype))
+                loss = nn.functional.binary_cross_entropy_with_logits(
+                    logits.view(-1), labels.view(-1).to(logits.dtype)
+                )
             else:
-                loss = nn.functional.cross_entropy(logits.view(-1, self.config.num_labels), labels.view(-1).long())
+                loss = nn.functional.cross_entropy(
+                    logits.view(-1, self.config.num_labels), labels.view(-1).long()
+                )
         return SequenceClassifierOutput(loss=loss, logits=logits)
 
 

@@ -17,8 +17,13 @@ STRICT_TEMPLATE = "{answer}"
 def _strict_format_config(cfg: dict[str, Any], target: Target) -> list[Change]:
     changes: list[Change] = []
     if "response_template" in cfg:
-        set_key(cfg, "response_template", STRICT_TEMPLATE, changes,
-                "train the answer exactly as post-processing parses it: the formatted codes, no extra text")
+        set_key(
+            cfg,
+            "response_template",
+            STRICT_TEMPLATE,
+            changes,
+            "train the answer exactly as post-processing parses it: the formatted codes, no extra text",
+        )
     return changes
 
 

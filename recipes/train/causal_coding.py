@@ -28,19 +28,34 @@ ARCHITECTURE = "llama"
 TASK = "coding"
 
 KEYS: dict[str, Key] = {
-    "data.task": Key(str, "coding", "ehrdebug.data.sample.load_task(task, split): instruction/input/output records"),
-    "template": Key(Literal["alpaca", "chat"], "alpaca", "alpaca: alpaca_template; chat: the tokenizer's chat template"),
+    "data.task": Key(
+        str, "coding", "ehrdebug.data.sample.load_task(task, split): instruction/input/output records"
+    ),
+    "template": Key(
+        Literal["alpaca", "chat"], "alpaca", "alpaca: alpaca_template; chat: the tokenizer's chat template"
+    ),
     "alpaca_template": Key(str, ALPACA, "prompt with {instruction} and {input}"),
     "system_prompt": Key(str, "", "chat template: system message (empty = none)"),
-    "default_instruction": Key(str, "Answer with the SNOMED-CT concept id of the primary diagnosis.", "when a record has none"),
-    "response_template": Key(str, "{answer}", "the trained response; {answer} = the codes in output.format, {label} = the record's label"),
-    "mask_prompt": Key(bool, True, "prompt tokens carry no loss (-100); false: every prompt token is trained on"),
+    "default_instruction": Key(
+        str, "Answer with the SNOMED-CT concept id of the primary diagnosis.", "when a record has none"
+    ),
+    "response_template": Key(
+        str,
+        "{answer}",
+        "the trained response; {answer} = the codes in output.format, {label} = the record's label",
+    ),
+    "mask_prompt": Key(
+        bool, True, "prompt tokens carry no loss (-100); false: every prompt token is trained on"
+    ),
     "add_eos": Key(bool, True, "end each response with EOS (kept in the loss so the model learns to stop)"),
     "new_tokens": Key(list[str], ["<code>", "</code>"], "tokens added to the tokenizer (code delimiters)"),
     "add_code_tokens": Key(NonNegInt, 0, "register the top-N codes of the training answers as whole tokens"),
     "new_token_init": Key(Literal["random", "mean", "description"], "mean", "where new embedding rows start"),
-    "new_token_training": Key(Literal["trainable_tokens", "modules_to_save", "frozen"], "trainable_tokens",
-                              "LoRA: how new rows train (peft trainable_token_indices, full embeddings/lm_head, or not at all)"),
+    "new_token_training": Key(
+        Literal["trainable_tokens", "modules_to_save", "frozen"],
+        "trainable_tokens",
+        "LoRA: how new rows train (peft trainable_token_indices, full embeddings/lm_head, or not at all)",
+    ),
     "output.format": Key(Literal["single", "list"], "single", "one code per answer, or a separated list"),
     "output.separator": Key(str, ", ", "between codes of a list"),
     "output.open": Key(str | None, "<code>", "before the answer (null = none)"),
@@ -60,8 +75,14 @@ KEYS: dict[str, Key] = {
     "quantization.load_in_4bit": Key(bool, False, "QLoRA: 4-bit base through bitsandbytes (CUDA only)"),
     "quantization.quant_type": Key(Literal["nf4", "fp4"], "nf4", "4-bit quantisation type"),
     "quantization.double_quant": Key(bool, True, "quantise the quantisation constants too"),
-    "quantization.compute_dtype": Key(Literal["bfloat16", "float16", "float32"], "bfloat16", "dtype of the 4-bit matmuls"),
-    "optimizer": Key(Literal["adamw", "paged_adamw_32bit", "paged_adamw_8bit"], "adamw", "paged AdamW needs bitsandbytes (CUDA)"),
+    "quantization.compute_dtype": Key(
+        Literal["bfloat16", "float16", "float32"], "bfloat16", "dtype of the 4-bit matmuls"
+    ),
+    "optimizer": Key(
+        Literal["adamw", "paged_adamw_32bit", "paged_adamw_8bit"],
+        "adamw",
+        "paged AdamW needs bitsandbytes (CUDA)",
+    ),
     "gradient_checkpointing": Key(bool, False, "recompute activations in backward (large bases)"),
 }
 
@@ -154,17 +175,23 @@ class CausalCoding(Task):
         tokenizer, model = load_causal_base(config)
         pad_id(tokenizer)
         codes = top_codes(self.records(config, "train"), int(config["add_code_tokens"]))
-        info = tokens.add_tokens(model, tokenizer, list(config["new_tokens"]), codes, config["new_token_init"], seed=config["seed"])
+        info = tokens.add_tokens(
+            model, tokenizer, list(config["new_tokens"]), codes, config["new_token_init"], seed=config["seed"]
+        )
         self._new_ids[id(model)] = sorted((info.get("added_ids") or {}).values())
         self._mode = config["new_token_training"]
         model.config.pad_token_id = tokenizer.pad_token_id
         if config["quantization"]["load_in_4bit"]:
             from peft import prepare_model_for_kbit_training
 
-            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=config["gradient_checkpointing"])
+            model = prepare_model_for_kbit_training(
+                model, use_gradient_checkpointing=config["gradient_checkpointing"]
+            )
         elif config["gradient_checkpointing"]:
             model.gradient_checkpointing_enable()
-        info["new_token_training"] = config["new_token_training"] if config["use_lora"] else "full fine-tuning"
+        info["new_token_training"] = (
+            config["new_token_training"] if config["use_lora"] else "full fine-tuning"
+        )
         return model, tokenizer, info
 
     def modules_to_save(self, model: Any) -> list[str]:
@@ -191,7 +218,9 @@ class CausalCoding(Task):
         import torch
 
         if config["optimizer"] == "adamw":
-            return torch.optim.AdamW(params, lr=float(config["lr"]), weight_decay=float(config["weight_decay"]))
+            return torch.optim.AdamW(
+                params, lr=float(config["lr"]), weight_decay=float(config["weight_decay"])
+            )
         import bitsandbytes as bnb
 
         cls = bnb.optim.PagedAdamW8bit if config["optimizer"] == "paged_adamw_8bit" else bnb.optim.PagedAdamW
@@ -208,7 +237,9 @@ class CausalCoding(Task):
 
         train = [encode(tokenizer, r, config) for r in self.records(config, "train")]
         eval_records = self.records(config, config["data"]["eval_split"])
-        return Datasets(train=train, eval=[encode(tokenizer, r, config) for r in eval_records], eval_records=eval_records)
+        return Datasets(
+            train=train, eval=[encode(tokenizer, r, config) for r in eval_records], eval_records=eval_records
+        )
 
     def collator(self, tokenizer: Any, model: Any, config: dict[str, Any], train: bool) -> Any:
         from recipes.train.causal_data import CausalCollator, pad_id
@@ -227,7 +258,9 @@ class CausalCoding(Task):
 
         return evaluate(model, tokenizer, records, config, device, prefix=prefix)
 
-    def final_test(self, model: Any, tokenizer: Any, config: dict[str, Any], device: Any, run_dir: Path) -> dict[str, Any]:
+    def final_test(
+        self, model: Any, tokenizer: Any, config: dict[str, Any], device: Any, run_dir: Path
+    ) -> dict[str, Any]:
         """``test``: test_loss (response tokens) beside strict accuracy, code F1 and format validity."""
         from recipes.train.causal_data import encode
         from recipes.train.evaluation import eval_loss
@@ -243,7 +276,9 @@ class CausalCoding(Task):
         metrics, samples = self.evaluate(model, tokenizer, records, config, device, prefix="test")
         return {"test": {"test_loss": loss, **metrics}, "test_samples": samples[:8]}
 
-    def findings(self, config: dict[str, Any], data: Datasets, history: dict[str, Any], metrics: dict[str, Any] | None) -> list[Any]:
+    def findings(
+        self, config: dict[str, Any], data: Datasets, history: dict[str, Any], metrics: dict[str, Any] | None
+    ) -> list[Any]:
         """At the start (``metrics`` None): seed 003's coverage arithmetic; at each evaluation: loss vs accuracy."""
         from recipes.train.causal_findings import coverage_findings, loss_accuracy_findings
 

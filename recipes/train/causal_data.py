@@ -48,7 +48,9 @@ def prompt_text(tokenizer: Any, record: dict[str, Any], config: dict[str, Any]) 
     note = str(record.get("input") or "")
     if config["template"] == "chat":
         if not getattr(tokenizer, "chat_template", None):
-            raise UserError("template: chat but the base tokenizer has no chat template; use template: alpaca")
+            raise UserError(
+                "template: chat but the base tokenizer has no chat template; use template: alpaca"
+            )
         messages = [{"role": "user", "content": f"{instruction}\n\n{note}"}]
         if config["system_prompt"]:
             messages.insert(0, {"role": "system", "content": config["system_prompt"]})
@@ -84,7 +86,12 @@ def encode(tokenizer: Any, record: dict[str, Any], config: dict[str, Any]) -> di
         prompt = prompt[:1] + prompt[len(prompt) - room + 1 :]
     ids = prompt + response
     labels = ([-100] * len(prompt) if config["mask_prompt"] else list(prompt)) + list(response)
-    return {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels, "prompt_length": len(prompt)}
+    return {
+        "input_ids": ids,
+        "attention_mask": [1] * len(ids),
+        "labels": labels,
+        "prompt_length": len(prompt),
+    }
 
 
 class CausalCollator:
@@ -97,10 +104,17 @@ class CausalCollator:
         import torch
 
         width = max(len(f["input_ids"]) for f in features)
+
         def pad(key: str, value: int) -> Any:
-            return torch.tensor([list(f[key]) + [value] * (width - len(f[key])) for f in features], dtype=torch.long)
-        return {"input_ids": pad("input_ids", self.pad_id), "attention_mask": pad("attention_mask", 0),
-                "labels": pad("labels", -100)}
+            return torch.tensor(
+                [list(f[key]) + [value] * (width - len(f[key])) for f in features], dtype=torch.long
+            )
+
+        return {
+            "input_ids": pad("input_ids", self.pad_id),
+            "attention_mask": pad("attention_mask", 0),
+            "labels": pad("labels", -100),
+        }
 
 
 def pad_id(tokenizer: Any) -> int:

@@ -20,7 +20,9 @@ def parse_answer(text: str, output: dict[str, Any]) -> tuple[bool, list[str]]:
     body = text.strip()
     opening, closing = (output["open"] or "").strip(), (output["close"] or "").strip()
     if opening or closing:
-        if not (body.startswith(opening) and body.endswith(closing)) or len(body) < len(opening) + len(closing):
+        if not (body.startswith(opening) and body.endswith(closing)) or len(body) < len(opening) + len(
+            closing
+        ):
             return False, CODE.findall(body)
         body = body[len(opening) : len(body) - len(closing)].strip()
     if output["format"] == "single":
@@ -39,20 +41,32 @@ def score(outputs: list[str], references: list[list[str]], output: dict[str, Any
 
     parsed = [parse_answer(o, output) for o in outputs]
     n = max(len(outputs), 1)
-    strict = sum(valid and set(codes) == set(ref) for (valid, codes), ref in zip(parsed, references, strict=True))
+    strict = sum(
+        valid and set(codes) == set(ref) for (valid, codes), ref in zip(parsed, references, strict=True)
+    )
     binarizer = MultiLabelBinarizer().fit([set(c) for _, c in parsed] + [set(r) for r in references])
     y_pred = binarizer.transform([set(c) for _, c in parsed])
     y_true = binarizer.transform([set(r) for r in references])
     p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, average="micro", zero_division=0)
-    return {"strict_accuracy": strict / n, "format_validity": sum(v for v, _ in parsed) / n,
-            "code_precision": float(p), "code_recall": float(r), "code_f1": float(f)}
+    return {
+        "strict_accuracy": strict / n,
+        "format_validity": sum(v for v, _ in parsed) / n,
+        "code_precision": float(p),
+        "code_recall": float(r),
+        "code_f1": float(f),
+    }
 
 
 def generation_kwargs(tokenizer: Any, config: dict[str, Any]) -> dict[str, Any]:
     g = config["generation"]
-    kwargs: dict[str, Any] = {"max_new_tokens": int(g["max_new_tokens"]), "do_sample": bool(g["do_sample"]),
-                              "num_beams": int(g["num_beams"]), "repetition_penalty": float(g["repetition_penalty"]),
-                              "pad_token_id": tokenizer.pad_token_id, "eos_token_id": tokenizer.eos_token_id}
+    kwargs: dict[str, Any] = {
+        "max_new_tokens": int(g["max_new_tokens"]),
+        "do_sample": bool(g["do_sample"]),
+        "num_beams": int(g["num_beams"]),
+        "repetition_penalty": float(g["repetition_penalty"]),
+        "pad_token_id": tokenizer.pad_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+    }
     if g["do_sample"]:
         kwargs.update(temperature=float(g["temperature"]), top_k=int(g["top_k"]), top_p=float(g["top_p"]))
     return kwargs
@@ -70,7 +84,10 @@ def generate(model: Any, tokenizer: Any, records: list[dict[str, Any]], config: 
     out: list[str] = []
     model.eval()
     for i in range(0, len(records), batch_size):
-        prompts = [prompt_ids(tokenizer, prompt_text(tokenizer, r, config), config) for r in records[i : i + batch_size]]
+        prompts = [
+            prompt_ids(tokenizer, prompt_text(tokenizer, r, config), config)
+            for r in records[i : i + batch_size]
+        ]
         prompts = [p if len(p) <= limit else p[:1] + p[len(p) - limit + 1 :] for p in prompts]
         width = max(len(p) for p in prompts)
         ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=device)
@@ -96,6 +113,12 @@ def evaluate(model: Any, tokenizer: Any, records: list[dict[str, Any]], config: 
     samples = []
     for r, o, ref in zip(records, outputs, references, strict=True):
         valid, codes = parse_answer(o, config["output"])
-        samples.append({"prompt": r.get("input", ""), "output": o, "expected": " ".join(ref),
-                        "correct": valid and set(codes) == set(ref)})
+        samples.append(
+            {
+                "prompt": r.get("input", ""),
+                "output": o,
+                "expected": " ".join(ref),
+                "correct": valid and set(codes) == set(ref),
+            }
+        )
     return metrics, samples

@@ -16,16 +16,29 @@ from typing import Any
 from recipes.train.behrt_common import BEHRT_KEYS, BehrtTask
 from recipes.train.schema import Key, PosInt
 
-_NOT_CEHR = ("age_bucket_years", "model.age_vocab_size", "model.intermediate_size", "model.num_attention_heads")
+_NOT_CEHR = (
+    "age_bucket_years",
+    "model.age_vocab_size",
+    "model.intermediate_size",
+    "model.num_attention_heads",
+)
 CEHR_KEYS: dict[str, Key] = {
     **{k: v for k, v in BEHRT_KEYS.items() if k not in _NOT_CEHR},
-    "max_length": Key(PosInt, 256, "tokens per timeline (prefix + visit/time tokens + codes); the oldest are dropped"),
-    "task_token": Key(str | None, None, "prompt token put first ([MOR], [LOS], [REA]; EHRMamba's multitask prompts)"),
+    "max_length": Key(
+        PosInt, 256, "tokens per timeline (prefix + visit/time tokens + codes); the oldest are dropped"
+    ),
+    "task_token": Key(
+        str | None, None, "prompt token put first ([MOR], [LOS], [REA]; EHRMamba's multitask prompts)"
+    ),
     "model.max_visits": Key(PosInt | None, None, "rows of the visit-order table (null: the tier's)"),
     "model.time_embedding_size": Key(PosInt | None, None, "learned sinusoidal features per time/age value"),
 }
 
-CLASSIFY_KEYS = ("label_field", "bootstrap", "baselines")  # the BEHRT classifier's own keys, shared as they are
+CLASSIFY_KEYS = (
+    "label_field",
+    "bootstrap",
+    "baselines",
+)  # the BEHRT classifier's own keys, shared as they are
 
 
 class CehrTask(BehrtTask):
@@ -66,13 +79,25 @@ class CehrTask(BehrtTask):
         tokenizer = self.tokenizer(config, checkpoint or start)
         cls = head_class(self.FAMILY, self.HEAD)
         if start is not None:  # fine-tuning: the pretrained body, a new head
-            extra = {**self.head_config(config), **({} if config["model_dropout"] is None else self.dropout_config(float(config["model_dropout"])))}
+            extra = {
+                **self.head_config(config),
+                **(
+                    {}
+                    if config["model_dropout"] is None
+                    else self.dropout_config(float(config["model_dropout"]))
+                ),
+            }
             model = cls.from_pretrained(str(start), **extra)
             if len(tokenizer) > model.config.vocab_size:  # a task token the pretraining vocabulary lacked
                 model.resize_token_embeddings(len(tokenizer))
         else:
             model = cls(self.model_config(config, tokenizer))
-        info = {"vocab_size": len(tokenizer), "init_from": str(start) if start else None, "head": self.HEAD, "tier": config["size"]}
+        info = {
+            "vocab_size": len(tokenizer),
+            "init_from": str(start) if start else None,
+            "head": self.HEAD,
+            "tier": config["size"],
+        }
         return model, tokenizer, info
 
     def max_visits(self, config: dict[str, Any]) -> int:
@@ -82,9 +107,15 @@ class CehrTask(BehrtTask):
         size = config["size"] if config["size"] != "tiny" else "small"
         module = __import__(self.config_class().__module__, fromlist=["TIERS"])
         tier = getattr(module, "TIERS", {}).get(size, {})
-        return int(config["model"].get("max_visits") or tier.get("max_visits") or CEHR_EMBEDDING_DEFAULTS["max_visits"])
+        return int(
+            config["model"].get("max_visits")
+            or tier.get("max_visits")
+            or CEHR_EMBEDDING_DEFAULTS["max_visits"]
+        )
 
-    def encode(self, tokenizer: Any, record: dict[str, Any], config: dict[str, Any], max_visits: int | None = None) -> dict[str, Any]:
+    def encode(
+        self, tokenizer: Any, record: dict[str, Any], config: dict[str, Any], max_visits: int | None = None
+    ) -> dict[str, Any]:
         from ehrdebug.models.cehr_inputs import encode_cehr
 
         return encode_cehr(tokenizer, record, int(config["max_length"]), task_token=config["task_token"],
@@ -92,7 +123,9 @@ class CehrTask(BehrtTask):
 
     ADD_CLS = True
 
-    def features(self, records: list[dict[str, Any]], tokenizer: Any, config: dict[str, Any]) -> list[dict[str, Any]]:
+    def features(
+        self, records: list[dict[str, Any]], tokenizer: Any, config: dict[str, Any]
+    ) -> list[dict[str, Any]]:
         from ehrdebug.models.cehr_inputs import FLOAT_KEYS, INT_KEYS
 
         out, visits = [], self.max_visits(config)
@@ -122,6 +155,8 @@ class CehrTask(BehrtTask):
         return EhrDebugConfig(structural_tokens=[*SPECIAL_TOKENS, *CEHR_SPECIAL_TOKENS], text_field="codes", patient_field="patient_id",
                               label_field=self.label_field(config), max_length=config["max_length"])  # fmt: skip
 
-    def start_findings(self, model: Any, config: dict[str, Any], steps_per_epoch: int | None = None) -> list[Any]:
+    def start_findings(
+        self, model: Any, config: dict[str, Any], steps_per_epoch: int | None = None
+    ) -> list[Any]:
         """Findings to log before the first epoch (the loop calls it when the task has it): none by default."""
         return []

@@ -20,13 +20,21 @@ from recipes.train.schema import Key, PosInt
 
 BERT_KEYS: dict[str, Key] = {
     **CEHR_KEYS,
-    "model.attention": Key(Literal["full", "bigbird"] | None, None, "full (BERT) | bigbird (block-sparse, for long timelines)"),
+    "model.attention": Key(
+        Literal["full", "bigbird"] | None, None, "full (BERT) | bigbird (block-sparse, for long timelines)"
+    ),
     "model.block_size": Key(PosInt | None, None, "BigBird block size (null: 16)"),
     "model.num_random_blocks": Key(PosInt | None, None, "BigBird random blocks per query block (null: 2)"),
     "model.num_attention_heads": Key(PosInt | None, None, "override the tier's heads"),
     "model.intermediate_size": Key(PosInt | None, None, "override the tier's feed-forward width"),
 }
-MLM_KEYS = ("mlm.probability", "mlm.mask_share", "mlm.random_share", "mlm.ignore_index", "mlm.mask_special_tokens")
+MLM_KEYS = (
+    "mlm.probability",
+    "mlm.mask_share",
+    "mlm.random_share",
+    "mlm.ignore_index",
+    "mlm.mask_special_tokens",
+)
 
 
 class CehrBertTask(CehrTask):
@@ -61,7 +69,9 @@ class CehrBertMaskedLM(CehrBertTask, MaskedCodes):
             batch = mask_codes(padded, vocab, float(mlm["probability"]), mask_share=float(mlm["mask_share"]),
                                random_share=float(mlm["random_share"]), generator=generator)  # fmt: skip
             if int(mlm["ignore_index"]) != -100:
-                batch["labels"] = batch["labels"].masked_fill(batch["labels"] == -100, int(mlm["ignore_index"]))
+                batch["labels"] = batch["labels"].masked_fill(
+                    batch["labels"] == -100, int(mlm["ignore_index"])
+                )
             batch.pop("special_tokens_mask")
             return batch
 

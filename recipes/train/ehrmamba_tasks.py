@@ -26,8 +26,12 @@ MAMBA_KEYS: dict[str, Key] = {
     **CEHR_KEYS,
     "model.backbone": Key(str | None, None, "mamba | mamba2 (null: mamba)"),
     "model.state_size": Key(PosInt | None, None, "SSM state size (null: the tier's 16)"),
-    "model.pooling": Key(str | None, None, "classifier pooling: last_token (right) | last_position (pools padding: wrong)"),
-    "runtime_probe": Key(bool, True, "before the first epoch: time a few training steps and judge the Mamba path"),
+    "model.pooling": Key(
+        str | None, None, "classifier pooling: last_token (right) | last_position (pools padding: wrong)"
+    ),
+    "runtime_probe": Key(
+        bool, True, "before the first epoch: time a few training steps and judge the Mamba path"
+    ),
     "runtime_probe_steps": Key(PosInt, 1, "training steps the runtime probe times (after a short warm-up)"),
 }
 MAMBA_DEFAULTS: dict[str, Any] = {**BEHRT_DEFAULTS, "lora.target_modules": ["in_proj", "out_proj"]}
@@ -38,7 +42,9 @@ class MambaTask(CehrTask):
     ARCHITECTURE = "ehrmamba"
     ADD_CLS = False  # the state at the end of the timeline is the summary, not a [CLS] at its start
 
-    def start_findings(self, model: Any, config: dict[str, Any], steps_per_epoch: int | None = None) -> list[Any]:
+    def start_findings(
+        self, model: Any, config: dict[str, Any], steps_per_epoch: int | None = None
+    ) -> list[Any]:
         """``runtime.mamba_fast_path`` on the model about to train, at the run's length and batch size."""
         if not config["runtime_probe"]:
             return []
@@ -64,7 +70,12 @@ class MambaTask(CehrTask):
 
 class CausalTimeline(MambaTask):
     NAME, TASK, HEAD = "ehrmamba_pretrain", "causal_lm", "causal_lm"
-    keys = {**MAMBA_KEYS, "lm.mask_padding": Key(bool, True, "labels -100 on padding (false: padding counted in the loss, seed 004's bug)")}
+    keys = {
+        **MAMBA_KEYS,
+        "lm.mask_padding": Key(
+            bool, True, "labels -100 on padding (false: padding counted in the loss, seed 004's bug)"
+        ),
+    }
     defaults = {**MAMBA_DEFAULTS, "early_stopping.metric": "eval_loss"}
 
     def collator(self, tokenizer: Any, model: Any, config: dict[str, Any], train: bool) -> Any:
@@ -94,7 +105,10 @@ class CausalTimeline(MambaTask):
         model.eval()
         with torch.no_grad():
             for i in range(0, len(features), int(config["eval_batch_size"])):
-                batch = {k: v.to(device) for k, v in self.batch(features[i : i + int(config["eval_batch_size"])]).items()}
+                batch = {
+                    k: v.to(device)
+                    for k, v in self.batch(features[i : i + int(config["eval_batch_size"])]).items()
+                }
                 logits = model(**batch).logits[:, :-1].float()
                 gold = batch["input_ids"][:, 1:]
                 real = batch["attention_mask"][:, 1:].bool()

@@ -1,0 +1,212 @@
+"""The doctor's code-model probes, run on the evidence a run directory holds (the run directory is the contract).
+
+``data.mlm_batch`` and ``data.id_ranges`` read the batches training kept (``ehrdebug.runstore.evidence``:
+the first batches the collator returned, with the tokenizer's structural ids and the collator's settings);
+``data.label_leakage`` reads the training records run.json names, minus the codes the run excluded
+(``data.exclude_codes``), against the label the run learns (``label_field``); ``metrics.classifier`` and
+``metrics.next_visit`` read the per-record test predictions the final test kept (else a MEDS predictions file
+under ``artifacts/predictions/``). Which probes ran, and why the others did not, goes into the doctor's
+coverage notes. Nothing here imports the recipes that wrote the run.
+
+Also here: whether the text-generation probes apply to a model at all (an encoder such as BEHRT has no
+``generate``), so the doctor skips them with that reason instead of letting them crash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from ehrdebug.config import EhrDebugConfig
+from ehrdebug.errors import UserError
+from ehrdebug.findings import Finding
+from probes.doctor_run import RunRecord
+
+CODE_PROBES = ("data.mlm_batch", "data.id_ranges", "data.label_leakage", "metrics.classifier", "metrics.next_visit")
+HF_IGNORE_INDEX = -100  # the label value transformers' losses skip (what the model's loss ignores)
+MAX_LEAKAGE_RECORDS = 200_000
+
+
+class NotApplicable(UserError):
+    """No code probe applies to this target (the doctor records the reason as the suite's skip)."""
+
+
+def code_inputs(run_dir: str | Path | None) -> set[str]:
+    """The registry inputs (``batches``, ``predictions``) the run's kept evidence provides."""
+    from ehrdebug.runstore.evidence import evidence_dir
+
+    if run_dir is None:
+        return set()
+    folder = evidence_dir(run_dir)
+    have = set()
+    if (folder / "batches-train" / "index.json").is_file():
+        have.add("batches")
+    if (folder / "predictions-test.jsonl").is_file() or any((Path(run_dir) / "artifacts" / "predictions").glob("*.parquet")):
+        have.add("predictions")
+    return have
+
+
+def text_probes_skip_reason(model: Any) -> str | None:
+    """Why the generation, special-token-probability, task-prefix and attribution probes (which read a
+    generated continuation) do not apply to ``model``: it cannot generate (an encoder); None when they do."""
+    can = getattr(model, "can_generate", None)
+    generates = bool(can()) if callable(can) else callable(getattr(model, "generate", None))
+    if generates or getattr(getattr(model, "config", None), "is_encoder_decoder", False):
+        return None
+    return (f"{type(model).__name__} is an encoder without generate(): the generation, special-token-probability, "
+            "task-prefix and attribution probes judge generated text and do not apply (the code-model probes do)")
+
+
+def code_findings(record: RunRecord, loaded: Callable[[], tuple[Any, Any] | None] | None = None, *,
+                  cfg: EhrDebugConfig | None = None, notes: list[str] | None = None) -> list[Finding]:
+    """Every code-model probe the run's evidence supports. ``loaded`` returns the checkpoint's (model,
+    tokenizer) or None (called only when a probe needs them); ``notes`` receives one line per probe (ran, or
+    why not). A NotApplicable (a UserError) when none applies."""
+    status: dict[str, str] = {}
+    findings: list[Finding] = []
+    model, tokenizer = _model(loaded, status)
+    subject = f"run {record.path.name}"
+    steps = ((_batch_probes, CODE_PROBES[:2]), (_leakage, CODE_PROBES[2:3]), (_predictions, CODE_PROBES[3:]))
+    for step, probes in steps:
+        try:
+            findings += step(record, model, tokenizer, cfg, status, subject)
+        except UserError as exc:  # unreadable evidence: say so, keep the other probes
+            for pid in probes:
+                status.setdefault(pid, f"not run: {exc}")
+    lines = [f"{pid}: {status.get(pid, 'not run')}" for pid in CODE_PROBES]
+    if notes is not None:
+        notes.extend(f"code probes: {line}" for line in lines)
+    if not findings:
+        raise NotApplicable("no code-model evidence: " + "; ".join(lines))
+    return findings
+
+
+def _model(loaded: Callable[[], tuple[Any, Any] | None] | None, status: dict[str, str]) -> tuple[Any, Any]:
+    if loaded is None:
+        return None, None
+    try:
+        pair = loaded()
+    except UserError as exc:
+        status["data.id_ranges"] = f"not run: the checkpoint did not load ({exc})"
+        return None, None
+    return pair if pair is not None else (None, None)
+
+
+def _is_mlm(saved: Any, tokenizer: Any) -> str | None:
+    """None when the saved batches are masked-LM batches, else why not (judged on the batches: token-level
+    integer labels beside input_ids, and a masking setting or [MASK] ids in the inputs)."""
+    batch = saved.batches[0] if saved.batches else {}
+    ids, labels = batch.get("input_ids"), batch.get("labels")
+    if ids is None or labels is None or tuple(labels.shape) != tuple(ids.shape) or labels.dtype.is_floating_point:
+        return "the saved batches carry no token-level labels (not a masked-LM run)"
+    mask_id = getattr(tokenizer, "mask_token_id", None) if tokenizer is not None else saved.tokenizer.get("mask_token_id")
+    masked = mask_id is not None and any(bool((b["input_ids"] == int(mask_id)).any()) for b in saved.batches if "input_ids" in b)
+    if "mlm_probability" not in saved.collator and not masked:
+        return "token-level labels but no masking setting and no [MASK] in the inputs (a causal or seq2seq batch)"
+    return None
+
+
+def _batch_probes(record: RunRecord, model: Any, tokenizer: Any, cfg: EhrDebugConfig | None, status: dict[str, str],
+                  subject: str) -> list[Finding]:  # fmt: skip
+    from ehrdebug.runstore.evidence import load_batches
+
+    saved = load_batches(record.path, "train")
+    if saved is None or not saved.batches:
+        reason = "not run: the run kept no training batches (artifacts/evidence/batches-train/)"
+        status["data.mlm_batch"] = reason
+        status.setdefault("data.id_ranges", reason)
+        return []
+    where = f"{len(saved.batches)} saved training batches ({saved.folder.relative_to(record.path)})"
+    found: list[Finding] = []
+    why_not = _is_mlm(saved, tokenizer)
+    if why_not is None:
+        found += _mlm(saved, tokenizer, subject)
+        status["data.mlm_batch"] = f"ran on {where}"
+    else:
+        status["data.mlm_batch"] = f"not run: {why_not}"
+    if model is not None:
+        from probes.id_ranges import probe_id_ranges
+
+        found += probe_id_ranges(saved.batches, model, subject=subject)
+        status["data.id_ranges"] = f"ran on {where} against {type(model).__name__}'s tables"
+    else:
+        status.setdefault("data.id_ranges", "not run: no checkpoint to read the embedding table sizes from")
+    return found
+
+
+def _mlm(saved: Any, tokenizer: Any, subject: str) -> list[Finding]:
+    """``data.mlm_batch`` with the collator's recorded rate and replacement shares; the structural ids from
+    the checkpoint's tokenizer, else from the batch index (a run that died before its first checkpoint)."""
+    from probes.mlm_batch import probe_mlm_batch
+
+    settings = saved.collator
+    kwargs: dict[str, Any] = {"mlm_probability": float(settings.get("mlm_probability", 0.15)),
+                              "loss_ignore_index": HF_IGNORE_INDEX, "subject": subject}
+    if settings.get("replace_probs"):
+        kwargs["replace_probs"] = tuple(float(p) for p in settings["replace_probs"])
+    if tokenizer is None:
+        facts = saved.tokenizer
+        unk = facts.get("unk_token_id")
+        kwargs.update(special_ids={k: int(v) for k, v in (facts.get("special_ids") or {}).items() if v != unk},
+                      mask_token_id=facts.get("mask_token_id"), pad_token_id=facts.get("pad_token_id"),
+                      vocab_size=facts.get("vocab_size"))
+    return probe_mlm_batch(saved.batches, tokenizer, **kwargs)
+
+
+def _data(record: RunRecord) -> Mapping[str, Any]:
+    data = record.config.get("data")
+    return data if isinstance(data, Mapping) else {}
+
+
+def _leakage(record: RunRecord, model: Any, tokenizer: Any, cfg: EhrDebugConfig | None, status: dict[str, str],
+             subject: str) -> list[Finding]:  # fmt: skip
+    """The training records as the run read them (its ``max_train`` first records, its excluded codes gone)."""
+    from ehrdebug.io.tables import read_records
+    from probes.data_suite import data_sources
+    from probes.leakage import probe_label_leakage
+
+    label = record.config.get("label_field") or (cfg.label_field if cfg is not None else "")
+    if not label:
+        status["data.label_leakage"] = "not run: the run learns no binary label (no label_field)"
+        return []
+    train = data_sources(record.info.get("data"), str(record.path)).get("train")
+    if train is None:
+        status["data.label_leakage"] = "not run: run.json names no training data file"
+        return []
+    limit = _data(record).get("max_train")
+    records = read_records(train, limit=int(limit) if isinstance(limit, int) and limit > 0 else MAX_LEAKAGE_RECORDS)
+    exclude = [str(c) for c in _data(record).get("exclude_codes") or []]
+    status["data.label_leakage"] = (f"ran on {len(records)} training records of {Path(train).name}, label {label!r}"
+                                    + (f", {len(exclude)} excluded codes removed" if exclude else ""))
+    return probe_label_leakage(records, label_field=str(label), exclude_codes=exclude, subject=subject)
+
+
+def _predictions(record: RunRecord, model: Any, tokenizer: Any, cfg: EhrDebugConfig | None, status: dict[str, str],
+                 subject: str) -> list[Finding]:  # fmt: skip
+    from ehrdebug.runstore.evidence import load_predictions
+    from probes.task_metrics import probe_classifier, probe_meds_predictions, probe_next_visit
+
+    seed = int(record.config.get("seed") or 0)
+    kept = load_predictions(record.path, "test")
+    if kept is None:
+        meds = sorted((record.path / "artifacts" / "predictions").glob("*.parquet"))
+        status["metrics.next_visit"] = "not run: the run kept no next-visit test predictions"
+        if meds:
+            status["metrics.classifier"] = f"ran on {meds[0].relative_to(record.path)} (MEDS predictions)"
+            return probe_meds_predictions(str(meds[0]), seed=seed, subject=subject)
+        status["metrics.classifier"] = "not run: the run kept no test predictions (artifacts/evidence/predictions-test.jsonl)"
+        return []
+    where = f"{len(kept.rows)} test predictions ({kept.path.relative_to(record.path) if kept.path else 'evidence'})"
+    if kept.kind == "binary":
+        status["metrics.classifier"] = f"ran on {where}"
+        status["metrics.next_visit"] = "not run: the test predictions are binary (a classifier)"
+        rows = [r for r in kept.rows if r.get("y_true") is not None and r.get("y_prob") is not None]
+        return probe_classifier([r["y_true"] for r in rows], [float(r["y_prob"]) for r in rows], seed=seed,
+                                split=kept.meta.get("split", "test"), subject=subject)
+    status["metrics.next_visit"] = f"ran on {where}"
+    status["metrics.classifier"] = "not run: the test predictions rank next-visit codes (not a binary classifier)"
+    ks = tuple(int(k) for k in kept.meta.get("ks") or (10, 20))
+    counts = {str(k): int(v) for k, v in (kept.meta.get("train_counts") or {}).items()}
+    return probe_next_visit([r.get("truth") or [] for r in kept.rows], [r.get("ranked") or [] for r in kept.rows], counts,
+                            ks=ks, seed=seed, split=kept.meta.get("split", "test"), subject=subject)

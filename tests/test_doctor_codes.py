@@ -1,0 +1,192 @@
+"""The doctor runs the code-model probes on a BEHRT run from the evidence its run directory holds.
+
+Fast part: the evidence files (``ehrdebug.runstore.evidence``) round-trip, and ``probes.doctor_codes`` judges
+them without a checkpoint or recipe (a run that died in its first step still has its batches). Slow part:
+tiny BEHRT runs through the real training entry point (MLM, mortality fine-tuning from it, next visit, broken
+collators), then ``ehrdebug doctor RUN`` and the TUI's service on them.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CODES = REPO / "sample_data" / "ehr" / "codes"
+
+
+def _records(n: int = 48) -> list[dict[str, Any]]:
+    with (CODES / "train.jsonl").open(encoding="utf-8") as fh:
+        return [json.loads(line) for line, _ in zip(fh, range(n), strict=False)]
+
+
+def _mlm_batches(ignore_index: int = -100, n: int = 3, seed: int = 0) -> tuple[list[dict[str, Any]], Any]:
+    """Real masked batches from the core BEHRT batching (what the behrt_mlm collator returns)."""
+    import torch
+
+    from ehrdebug.codetok import build_code_tokenizer, encode_record
+    from ehrdebug.models.batching import collate_codes, mask_codes, model_inputs
+
+    records = _records()
+    tokenizer = build_code_tokenizer(records)
+    features = [encode_record(tokenizer, r, 64) for r in records]
+    generator = torch.Generator().manual_seed(seed)
+    batches = []
+    for i in range(n):
+        batch = mask_codes(collate_codes(features[i * 16 : (i + 1) * 16]), len(tokenizer), 0.15, generator=generator)
+        if ignore_index != -100:
+            batch["labels"] = batch["labels"].masked_fill(batch["labels"] == -100, ignore_index)
+        batches.append(model_inputs(batch))
+    return batches, tokenizer
+
+
+def _record(run: Path, config: dict[str, Any] | None = None, data: dict[str, Any] | None = None) -> Any:
+    from probes.doctor_run import RunRecord
+
+    return RunRecord(path=run, info={"data": data or {}}, config=config or {})
+
+
+# -- evidence files ----------------------------------------------------------------------------------------
+def test_batches_round_trip_with_tokenizer_ids_and_collator_settings(tmp_path: Path) -> None:
+    import torch
+
+    from ehrdebug.runstore.evidence import load_batches, mlm_settings, save_batches
+
+    batches, tokenizer = _mlm_batches()
+    batches[0]["note"] = ["not a tensor"]
+    settings = mlm_settings({"probability": 0.2, "mask_share": 0.7, "random_share": 0.2, "ignore_index": -1})
+    assert settings == {"mlm_probability": 0.2, "replace_probs": [0.7, 0.2, 0.1], "ignore_index": -1}
+    save_batches(tmp_path, "train", batches, tokenizer=tokenizer, settings=settings)
+    saved = load_batches(tmp_path, "train")
+    assert saved is not None and len(saved.batches) == 3
+    for got, want in zip(saved.batches, batches, strict=True):
+        assert set(got) == {k for k in want if k != "note"}
+        assert all(torch.equal(got[k], want[k]) for k in got)
+    assert saved.index["batches"][0]["not_saved"] == ["note"]
+    assert saved.collator == settings
+    facts = saved.tokenizer
+    assert facts["mask_token_id"] == tokenizer.mask_token_id and facts["vocab_size"] == len(tokenizer)
+    assert facts["special_ids"]["[VS]"] == tokenizer.convert_tokens_to_ids("[VS]")
+    assert load_batches(tmp_path, "eval") is None
+
+
+def test_recorder_writes_each_batch_as_it_comes_and_stops_at_its_limit(tmp_path: Path) -> None:
+    from ehrdebug.runstore.evidence import BatchRecorder, load_batches
+
+    batches, tokenizer = _mlm_batches(n=3)
+    recorder = BatchRecorder(tmp_path, tokenizer=tokenizer, limit=2)
+    recorder.add(batches[0])
+    assert len(load_batches(tmp_path).batches) == 1  # kept before the step that may crash on it
+    recorder.add(batches[1])
+    recorder.add(batches[2])
+    assert len(load_batches(tmp_path).batches) == 2
+    BatchRecorder(tmp_path / "other", enabled=False).add(batches[0])  # another rank / a resumed run
+    assert not (tmp_path / "other").exists()
+
+
+def test_predictions_round_trip_binary_and_next_visit(tmp_path: Path) -> None:
+    import numpy as np
+
+    from ehrdebug.errors import UserError
+    from ehrdebug.runstore.evidence import load_predictions, save_binary_predictions, save_next_visit_predictions
+
+    save_binary_predictions(tmp_path, "test", [0, 1, 1], np.array([0.1, 0.8, 0.6]), ids=["a", "b", "c"], threshold=0.5)
+    kept = load_predictions(tmp_path, "test")
+    assert kept.kind == "binary" and kept.meta["threshold"] == 0.5
+    assert kept.rows == [{"patient_id": "a", "y_true": 0, "y_prob": 0.1}, {"patient_id": "b", "y_true": 1, "y_prob": 0.8},
+                         {"patient_id": "c", "y_true": 1, "y_prob": 0.6}]  # fmt: skip
+    vocab = ["[PAD]", "A", "B", "C"]
+    scores = np.array([[9.0, 0.1, 0.5, 0.3], [9.0, 0.9, 0.2, 0.4]])
+    save_next_visit_predictions(tmp_path, "validation", [["B"], ["A", "C"]], scores, vocab, [["A", "A", "B"], ["A"]],
+                                ks=(1, 2), exclude=["[PAD]"])  # fmt: skip
+    nv = load_predictions(tmp_path, "validation")
+    assert nv.kind == "next_visit" and [r["ranked"] for r in nv.rows] == [["B", "C"], ["A", "C"]]
+    assert nv.meta["train_counts"] == {"A": 2, "B": 1} and nv.meta["ks"] == [1, 2]  # patients per code
+    assert load_predictions(tmp_path, "train") is None
+    (tmp_path / "artifacts" / "evidence" / "predictions-test.jsonl").write_text('{"y_true": 1, "y_prob": 0.5}\nnot json\n')
+    with pytest.raises(UserError, match="not valid JSON"):
+        load_predictions(tmp_path, "test")
+
+
+# -- the doctor's code probes on evidence alone ------------------------------------------------------------
+def test_minus_one_labels_fire_mlm_batch_from_the_batches_alone(tmp_path: Path) -> None:
+    """No checkpoint, no tokenizer files (the run died in its first step): the index's ids suffice."""
+    from ehrdebug.findings import Severity
+    from ehrdebug.runstore.evidence import mlm_settings, save_batches
+    from probes.doctor_codes import code_findings, code_inputs
+
+    batches, tokenizer = _mlm_batches(ignore_index=-1)
+    save_batches(tmp_path, "train", batches, tokenizer=tokenizer, settings=mlm_settings({"probability": 0.15}))
+    assert code_inputs(tmp_path) == {"batches"}
+    notes: list[str] = []
+    findings = code_findings(_record(tmp_path), None, notes=notes)
+    fired = [f for f in findings if f.probe == "data.mlm_batch" and f.severity is Severity.FAIL]
+    assert fired and "mlm-ignore-index" in fired[0].recipes and fired[0].evidence["no_target_value"] == -1
+    assert any(n.startswith("code probes: data.mlm_batch: ran on 3 saved training batches") for n in notes)
+    assert any("data.id_ranges: not run: no checkpoint" in n for n in notes)
+
+
+def test_healthy_batches_are_ok_and_nothing_applies_without_evidence(tmp_path: Path) -> None:
+    from ehrdebug.findings import Severity
+    from ehrdebug.runstore.evidence import mlm_settings, save_batches
+    from probes.doctor_codes import NotApplicable, code_findings
+
+    with pytest.raises(NotApplicable, match="no code-model evidence"):
+        code_findings(_record(tmp_path / "empty"), None)
+    batches, tokenizer = _mlm_batches()
+    save_batches(tmp_path, "train", batches, tokenizer=tokenizer, settings=mlm_settings({"probability": 0.15}))
+    found = code_findings(_record(tmp_path), lambda: (None, tokenizer))
+    assert [f.severity for f in found if f.probe == "data.mlm_batch"] == [Severity.OK]
+
+
+def test_causal_batches_are_not_judged_as_masked_lm(tmp_path: Path) -> None:
+    import torch
+
+    from ehrdebug.runstore.evidence import save_batches
+    from probes.doctor_codes import NotApplicable, code_findings
+
+    ids = torch.randint(10, 50, (2, 12))
+    save_batches(tmp_path, "train", [{"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids.clone()}])
+    notes: list[str] = []
+    with pytest.raises(NotApplicable, match="causal or seq2seq"):
+        code_findings(_record(tmp_path), None, notes=notes)
+
+
+def test_leakage_reads_the_runs_training_records_minus_its_excluded_codes(tmp_path: Path) -> None:
+    from ehrdebug.findings import Severity
+    from probes.doctor_codes import code_findings
+
+    leaky = []
+    for i, r in enumerate(_records(200)):
+        r = dict(r, mortality=int(i % 5 == 0))
+        if r["mortality"]:
+            r["codes"] = [*r["codes"], "DEATH"]
+        leaky.append(r)
+    train = tmp_path / "train.jsonl"
+    train.write_text("".join(json.dumps(r) + "\n" for r in leaky))
+    data = {"train": str(train)}
+    found = code_findings(_record(tmp_path, {"label_field": "mortality", "data": {}}, data), None)
+    assert any(f.probe == "data.label_leakage" and f.severity >= Severity.WARN and "DEATH" in json.dumps(f.to_dict())
+               for f in found)  # fmt: skip
+    cleaned = code_findings(_record(tmp_path, {"label_field": "mortality", "data": {"exclude_codes": ["DEATH"]}}, data), None)
+    assert all(f.severity < Severity.WARN for f in cleaned if f.probe == "data.label_leakage")
+
+
+def test_text_probes_skip_encoders_only() -> None:
+    from transformers import BartConfig, BartForConditionalGeneration
+
+    from ehrdebug.models.behrt import BehrtConfig, BehrtForMaskedLM
+    from probes.doctor_codes import text_probes_skip_reason
+
+    reason = text_probes_skip_reason(BehrtForMaskedLM(BehrtConfig.tier("small", vocab_size=40, hidden_size=16,
+                                                                       num_hidden_layers=1, num_attention_heads=2,
+                                                                       intermediate_size=16)))  # fmt: skip
+    assert reason and "BehrtForMaskedLM is an encoder" in reason
+    bart = BartForConditionalGeneration(BartConfig(vocab_size=40, d_model=16, encoder_layers=1, decoder_layers=1,
+                                                   encoder_attention_heads=2, decoder_attention_heads=2,
+                                                   encoder_ffn_dim=16, decoder_ffn_dim=16))  # fmt: skip
+    assert text_probes_skip_reason(bart) is None
