@@ -236,6 +236,8 @@ class _Doctor:
         for record in self.records:
             for key, out in ((column, inputs), (target, targets)):
                 value = record.get(key) if key else None
+                if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+                    value = " ".join(value)  # a code sequence (codes records): the words a code tokenizer reads
                 if isinstance(value, str) and value:
                     out.append(value)
         return inputs, targets

@@ -23,7 +23,13 @@ from ehrdebug.errors import UserError
 from ehrdebug.findings import Finding
 from probes.doctor_run import RunRecord
 
-CODE_PROBES = ("data.mlm_batch", "data.id_ranges", "data.label_leakage", "metrics.classifier", "metrics.next_visit")
+CODE_PROBES = (
+    "data.mlm_batch",
+    "data.id_ranges",
+    "data.label_leakage",
+    "metrics.classifier",
+    "metrics.next_visit",
+)
 HF_IGNORE_INDEX = -100  # the label value transformers' losses skip (what the model's loss ignores)
 MAX_LEAKAGE_RECORDS = 200_000
 
@@ -42,7 +48,9 @@ def code_inputs(run_dir: str | Path | None) -> set[str]:
     have = set()
     if (folder / "batches-train" / "index.json").is_file():
         have.add("batches")
-    if (folder / "predictions-test.jsonl").is_file() or any((Path(run_dir) / "artifacts" / "predictions").glob("*.parquet")):
+    if (folder / "predictions-test.jsonl").is_file() or any(
+        (Path(run_dir) / "artifacts" / "predictions").glob("*.parquet")
+    ):
         have.add("predictions")
     return have
 
@@ -54,12 +62,19 @@ def text_probes_skip_reason(model: Any) -> str | None:
     generates = bool(can()) if callable(can) else callable(getattr(model, "generate", None))
     if generates or getattr(getattr(model, "config", None), "is_encoder_decoder", False):
         return None
-    return (f"{type(model).__name__} is an encoder without generate(): the generation, special-token-probability, "
-            "task-prefix and attribution probes judge generated text and do not apply (the code-model probes do)")
+    return (
+        f"{type(model).__name__} is an encoder without generate(): the generation, special-token-probability, "
+        "task-prefix and attribution probes judge generated text and do not apply (the code-model probes do)"
+    )
 
 
-def code_findings(record: RunRecord, loaded: Callable[[], tuple[Any, Any] | None] | None = None, *,
-                  cfg: EhrDebugConfig | None = None, notes: list[str] | None = None) -> list[Finding]:
+def code_findings(
+    record: RunRecord,
+    loaded: Callable[[], tuple[Any, Any] | None] | None = None,
+    *,
+    cfg: EhrDebugConfig | None = None,
+    notes: list[str] | None = None,
+) -> list[Finding]:
     """Every code-model probe the run's evidence supports. ``loaded`` returns the checkpoint's (model,
     tokenizer) or None (called only when a probe needs them); ``notes`` receives one line per probe (ran, or
     why not). A NotApplicable (a UserError) when none applies."""
@@ -98,10 +113,21 @@ def _is_mlm(saved: Any, tokenizer: Any) -> str | None:
     integer labels beside input_ids, and a masking setting or [MASK] ids in the inputs)."""
     batch = saved.batches[0] if saved.batches else {}
     ids, labels = batch.get("input_ids"), batch.get("labels")
-    if ids is None or labels is None or tuple(labels.shape) != tuple(ids.shape) or labels.dtype.is_floating_point:
+    if (
+        ids is None
+        or labels is None
+        or tuple(labels.shape) != tuple(ids.shape)
+        or labels.dtype.is_floating_point
+    ):
         return "the saved batches carry no token-level labels (not a masked-LM run)"
-    mask_id = getattr(tokenizer, "mask_token_id", None) if tokenizer is not None else saved.tokenizer.get("mask_token_id")
-    masked = mask_id is not None and any(bool((b["input_ids"] == int(mask_id)).any()) for b in saved.batches if "input_ids" in b)
+    mask_id = (
+        getattr(tokenizer, "mask_token_id", None)
+        if tokenizer is not None
+        else saved.tokenizer.get("mask_token_id")
+    )
+    masked = mask_id is not None and any(
+        bool((b["input_ids"] == int(mask_id)).any()) for b in saved.batches if "input_ids" in b
+    )
     if "mlm_probability" not in saved.collator and not masked:
         return "token-level labels but no masking setting and no [MASK] in the inputs (a causal or seq2seq batch)"
     return None
@@ -141,16 +167,22 @@ def _mlm(saved: Any, tokenizer: Any, subject: str) -> list[Finding]:
     from probes.mlm_batch import probe_mlm_batch
 
     settings = saved.collator
-    kwargs: dict[str, Any] = {"mlm_probability": float(settings.get("mlm_probability", 0.15)),
-                              "loss_ignore_index": HF_IGNORE_INDEX, "subject": subject}
+    kwargs: dict[str, Any] = {
+        "mlm_probability": float(settings.get("mlm_probability", 0.15)),
+        "loss_ignore_index": HF_IGNORE_INDEX,
+        "subject": subject,
+    }
     if settings.get("replace_probs"):
         kwargs["replace_probs"] = tuple(float(p) for p in settings["replace_probs"])
     if tokenizer is None:
         facts = saved.tokenizer
         unk = facts.get("unk_token_id")
-        kwargs.update(special_ids={k: int(v) for k, v in (facts.get("special_ids") or {}).items() if v != unk},
-                      mask_token_id=facts.get("mask_token_id"), pad_token_id=facts.get("pad_token_id"),
-                      vocab_size=facts.get("vocab_size"))
+        kwargs.update(
+            special_ids={k: int(v) for k, v in (facts.get("special_ids") or {}).items() if v != unk},
+            mask_token_id=facts.get("mask_token_id"),
+            pad_token_id=facts.get("pad_token_id"),
+            vocab_size=facts.get("vocab_size"),
+        )
     return probe_mlm_batch(saved.batches, tokenizer, **kwargs)
 
 
@@ -175,10 +207,14 @@ def _leakage(record: RunRecord, model: Any, tokenizer: Any, cfg: EhrDebugConfig 
         status["data.label_leakage"] = "not run: run.json names no training data file"
         return []
     limit = _data(record).get("max_train")
-    records = read_records(train, limit=int(limit) if isinstance(limit, int) and limit > 0 else MAX_LEAKAGE_RECORDS)
+    records = read_records(
+        train, limit=int(limit) if isinstance(limit, int) and limit > 0 else MAX_LEAKAGE_RECORDS
+    )
     exclude = [str(c) for c in _data(record).get("exclude_codes") or []]
-    status["data.label_leakage"] = (f"ran on {len(records)} training records of {Path(train).name}, label {label!r}"
-                                    + (f", {len(exclude)} excluded codes removed" if exclude else ""))
+    status["data.label_leakage"] = (
+        f"ran on {len(records)} training records of {Path(train).name}, label {label!r}"
+        + (f", {len(exclude)} excluded codes removed" if exclude else "")
+    )
     return probe_label_leakage(records, label_field=str(label), exclude_codes=exclude, subject=subject)
 
 
@@ -195,18 +231,34 @@ def _predictions(record: RunRecord, model: Any, tokenizer: Any, cfg: EhrDebugCon
         if meds:
             status["metrics.classifier"] = f"ran on {meds[0].relative_to(record.path)} (MEDS predictions)"
             return probe_meds_predictions(str(meds[0]), seed=seed, subject=subject)
-        status["metrics.classifier"] = "not run: the run kept no test predictions (artifacts/evidence/predictions-test.jsonl)"
+        status["metrics.classifier"] = (
+            "not run: the run kept no test predictions (artifacts/evidence/predictions-test.jsonl)"
+        )
         return []
     where = f"{len(kept.rows)} test predictions ({kept.path.relative_to(record.path) if kept.path else 'evidence'})"
     if kept.kind == "binary":
         status["metrics.classifier"] = f"ran on {where}"
         status["metrics.next_visit"] = "not run: the test predictions are binary (a classifier)"
         rows = [r for r in kept.rows if r.get("y_true") is not None and r.get("y_prob") is not None]
-        return probe_classifier([r["y_true"] for r in rows], [float(r["y_prob"]) for r in rows], seed=seed,
-                                split=kept.meta.get("split", "test"), subject=subject)
+        return probe_classifier(
+            [r["y_true"] for r in rows],
+            [float(r["y_prob"]) for r in rows],
+            seed=seed,
+            split=kept.meta.get("split", "test"),
+            subject=subject,
+        )
     status["metrics.next_visit"] = f"ran on {where}"
-    status["metrics.classifier"] = "not run: the test predictions rank next-visit codes (not a binary classifier)"
+    status["metrics.classifier"] = (
+        "not run: the test predictions rank next-visit codes (not a binary classifier)"
+    )
     ks = tuple(int(k) for k in kept.meta.get("ks") or (10, 20))
     counts = {str(k): int(v) for k, v in (kept.meta.get("train_counts") or {}).items()}
-    return probe_next_visit([r.get("truth") or [] for r in kept.rows], [r.get("ranked") or [] for r in kept.rows], counts,
-                            ks=ks, seed=seed, split=kept.meta.get("split", "test"), subject=subject)
+    return probe_next_visit(
+        [r.get("truth") or [] for r in kept.rows],
+        [r.get("ranked") or [] for r in kept.rows],
+        counts,
+        ks=ks,
+        seed=seed,
+        split=kept.meta.get("split", "test"),
+        subject=subject,
+    )

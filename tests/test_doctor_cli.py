@@ -111,7 +111,7 @@ def test_skipped_suites_are_listed(tmp_path: Path, capsys: pytest.CaptureFixture
     _, report = doctor_json([str(hf_dir(tmp_path, "healthy"))], capsys)
     [coverage] = [f for f in report["findings"] if f["probe"] == "doctor.coverage"]
     assert coverage["severity"] == "info"
-    assert set(coverage["evidence"]["skipped"]) == {"data", "tokenizer", "model"}
+    assert set(coverage["evidence"]["skipped"]) == {"data", "tokenizer", "model", "codes"}
     assert "--data" in coverage["evidence"]["skipped"]["data"]
 
 

@@ -35,7 +35,7 @@ def test_pretrain_then_mortality_with_the_runtime_probe_first(tmp_path: Path) ->
     losses = [row["loss"] for row in pre["history"]["train"]]
     assert sum(losses[-5:]) / 5 < 0.9 * sum(losses[:5]) / 5
     assert {"test_next_token_accuracy", "test_perplexity"} <= set(pre["test"])
-    _, mort, _ = _train("ehrmamba_mortality_small", "max_steps=20", "eval_every=10", "bootstrap=20", "runtime_probe=false",
+    _, mort, _ = _train("ehrmamba_mortality_small", "max_steps=10", "eval_every=10", "bootstrap=20", "runtime_probe=false",
                         f"init_from={pre_dir}", f"out={tmp_path / 'mort'}")  # fmt: skip
     assert {"test_auroc", "test_auprc", "test_f1"} <= set(mort["test"])
     assert set(mort["baselines"]) == {"bag_of_codes_lr", "prior"}

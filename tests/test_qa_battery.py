@@ -69,7 +69,6 @@ def _workspace(root: Path) -> None:
     write("ev_torn/run.json", json.dumps({"format_version": 1}))
     write("ev_torn/events.jsonl", '{"t":1,"step":"abc","kind":"train","loss":1.0}\n{"t":1,"ste')
     write("hf_ok/trainer_state.json", json.dumps(TS))
-    write("hf_ok/artifacts/doctor/report.json", json.dumps(REPORT))
 
 
 OVERWRITE = "would overwrite the input"
@@ -92,7 +91,7 @@ CASES: list[tuple[list[str], int, str]] = [
     (["report", "run_rep", "--output", "run_rep/artifacts/doctor/report.json"], 2, OVERWRITE),
     (["report", "run_rep/artifacts/doctor/report.json", "--output", "run_rep/artifacts/doctor/report.json"], 2, OVERWRITE),
     (["report", "report.json", "--output", "report.json"], 2, OVERWRITE),
-    (["report", "hf_ok", "--output", "hf_ok/artifacts/doctor/report.json"], 2, OVERWRITE),
+    (["report", "report.json", "--output", "./tok/../report.json"], 2, OVERWRITE),
     (["report", "run_rep", "--output", "run_rep/events.jsonl"], 2, OVERWRITE),
     (["report", "run_rep", "--output", "run_rep/run.json"], 2, OVERWRITE),
     (["report", "run_rep", "--output", "run_rep/run.json/r.md"], 2, "a folder in its path is a file"),

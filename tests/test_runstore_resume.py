@@ -76,3 +76,14 @@ def test_events_log_that_is_a_directory_is_refused(tmp_path: Path) -> None:
         RunLogger(run, resume=True)
     with pytest.raises(UserError, match="events.jsonl is not a file"):
         open_run(run)
+
+
+def test_a_broken_run_does_not_hide_the_others(tmp_path: Path) -> None:
+    from ehrdebug.runstore import discover_runs
+
+    good = _run(tmp_path)
+    (tmp_path / "broken" / "events.jsonl").mkdir(parents=True)
+    (tmp_path / "broken_info" / "run.json").mkdir(parents=True)
+    assert [r.path for r in discover_runs(tmp_path)] == [good]
+    with pytest.raises(UserError, match="run.json is not a file"):
+        open_run(tmp_path / "broken_info")

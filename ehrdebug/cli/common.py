@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import typer
 
@@ -36,6 +38,27 @@ def require_number(value: float | None, flag: str, *, low: float | None = None, 
 
 def _num(value: float) -> str:
     return f"{value:,}" if isinstance(value, int) else f"{value:g}"
+
+
+@contextmanager
+def quiet_libraries() -> Iterator[None]:
+    """Silence transformers' warnings while loading a user's file: a corrupt tokenizer must end in ehrdebug's
+    one line, not in a library's fallback chatter printed before it."""
+    import logging
+
+    saved_env = os.environ.get("TRANSFORMERS_VERBOSITY")
+    os.environ["TRANSFORMERS_VERBOSITY"] = "error"  # read when transformers is first imported inside
+    logger = logging.getLogger("transformers")
+    saved_level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(saved_level)
+        if saved_env is None:
+            os.environ.pop("TRANSFORMERS_VERBOSITY", None)
+        else:
+            os.environ["TRANSFORMERS_VERBOSITY"] = saved_env
 
 
 def parse_fail_on(value: str) -> Severity:

@@ -22,9 +22,8 @@ def synth(
     force: bool = typer.Option(False, "--force", help="Overwrite tables already in --out."),
 ) -> None:
     """Write synthetic MIMIC-III v1.4 tables (ICD-9 without dots, dates shifted to 2100-2200)."""
-    from ehrdebug.data.synth import TABLES, synthesize
-
     from ehrdebug.cli.common import require_number
+    from ehrdebug.data.synth import TABLES, synthesize
 
     require_number(patients, "--patients", low=1, high=MAX_PATIENTS)
     if os.path.isfile(out):

@@ -84,6 +84,12 @@ def _recorded(path: str) -> Report | None:
     try:
         run = open_run(path)
     except UserError:
+        from pathlib import Path
+
+        from ehrdebug.runstore.reader import is_run_dir
+
+        if is_run_dir(Path(path)):
+            raise  # a run whose log or run.json is broken: say that, not "no saved report"
         return None
     findings = run.findings()
     if not findings:

@@ -107,13 +107,27 @@ class BatchRecorder:
     ``enabled=False`` (another rank, a resumed run) records nothing.
     """
 
-    def __init__(self, run_dir: str | os.PathLike[str], name: str = "train", *, tokenizer: Any = None,
-                 settings: Mapping[str, Any] | None = None, limit: int = BATCHES, enabled: bool = True) -> None:
+    def __init__(
+        self,
+        run_dir: str | os.PathLike[str],
+        name: str = "train",
+        *,
+        tokenizer: Any = None,
+        settings: Mapping[str, Any] | None = None,
+        limit: int = BATCHES,
+        enabled: bool = True,
+    ) -> None:
         self.folder = evidence_dir(run_dir) / f"batches-{name}"
         self.limit = limit if enabled else 0
-        self.index: dict[str, Any] = {"format": FORMAT, "name": name, "created": time.time(), "batches": [],
-                                      "tokenizer": tokenizer_facts(tokenizer), "collator": dict(settings or {}),
-                                      "source": "the first batches the collator returned, before the model"}
+        self.index: dict[str, Any] = {
+            "format": FORMAT,
+            "name": name,
+            "created": time.time(),
+            "batches": [],
+            "tokenizer": tokenizer_facts(tokenizer),
+            "collator": dict(settings or {}),
+            "source": "the first batches the collator returned, before the model",
+        }
         self.count = 0
 
     def add(self, batch: Mapping[str, Any]) -> None:
@@ -127,15 +141,26 @@ class BatchRecorder:
         tmp = self.folder / f".{name}.tmp"
         save_file(tensors, str(tmp))
         tmp.replace(self.folder / name)
-        self.index["batches"].append({"file": name, "shapes": {k: list(v.shape) for k, v in tensors.items()},
-                                      "dtypes": {k: str(v.dtype).removeprefix("torch.") for k, v in tensors.items()},
-                                      "not_saved": dropped})
+        self.index["batches"].append(
+            {
+                "file": name,
+                "shapes": {k: list(v.shape) for k, v in tensors.items()},
+                "dtypes": {k: str(v.dtype).removeprefix("torch.") for k, v in tensors.items()},
+                "not_saved": dropped,
+            }
+        )
         self.count += 1
         _write_json(self.folder / "index.json", self.index)
 
 
-def save_batches(run_dir: str | os.PathLike[str], name: str, batches: Iterable[Mapping[str, Any]], *,
-                 tokenizer: Any = None, settings: Mapping[str, Any] | None = None) -> Path:
+def save_batches(
+    run_dir: str | os.PathLike[str],
+    name: str,
+    batches: Iterable[Mapping[str, Any]],
+    *,
+    tokenizer: Any = None,
+    settings: Mapping[str, Any] | None = None,
+) -> Path:
     """Write ``batches`` (dicts of tensors, as a collator returns them) with their index; the folder."""
     items = list(batches)
     recorder = BatchRecorder(run_dir, name, tokenizer=tokenizer, settings=settings, limit=len(items))
@@ -178,7 +203,9 @@ def load_batches(run_dir: str | os.PathLike[str], name: str = "train") -> SavedB
         try:
             batches.append(load_file(str(path)))
         except (OSError, ValueError, RuntimeError) as exc:  # safetensors raises its own error subclasses
-            raise UserError(f"cannot read saved batch {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
+            raise UserError(
+                f"cannot read saved batch {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+            ) from exc
     return SavedBatches(batches=batches, index=index, folder=folder)
 
 
@@ -192,34 +219,55 @@ def _kind(rows: Sequence[Mapping[str, Any]]) -> str:
     raise UserError("prediction rows need y_true/y_prob (binary) or truth/ranked (next visit)")
 
 
-def save_predictions(run_dir: str | os.PathLike[str], split: str, rows: Sequence[Mapping[str, Any]], *,
-                     kind: str | None = None, **meta: Any) -> Path:
+def save_predictions(
+    run_dir: str | os.PathLike[str],
+    split: str,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    kind: str | None = None,
+    **meta: Any,
+) -> Path:
     """Write one JSON line per record and a header (``kind``, ``rows``, and ``meta``: ``ks``, ``train_counts``,
     ``threshold``, ``label_field`` …); the JSONL path."""
+    from ehrdebug.runstore.envinfo import world_rank
+
     kind = kind or _kind(rows)
     if kind not in KINDS:
         raise UserError(f"unknown prediction kind {kind!r} (expected one of: {', '.join(KINDS)})")
     folder = evidence_dir(run_dir)
-    folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"predictions-{split}.jsonl"
+    if world_rank() != 0:  # every rank runs the final test; only rank 0 writes the run
+        return path
+    folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f".{path.name}.tmp"
     with tmp.open("w", encoding="utf-8") as fh:
         for row in rows:
             fh.write(json.dumps(dict(row), default=str) + "\n")
     tmp.replace(path)
-    _write_json(folder / f"predictions-{split}.json",
-                {"format": FORMAT, "kind": kind, "split": split, "rows": len(rows), "created": time.time(), **meta})
+    _write_json(
+        folder / f"predictions-{split}.json",
+        {"format": FORMAT, "kind": kind, "split": split, "rows": len(rows), "created": time.time(), **meta},
+    )
     return path
 
 
-def save_binary_predictions(run_dir: str | os.PathLike[str], split: str, y_true: Sequence[Any], y_prob: Sequence[float],
-                            ids: Sequence[Any] | None = None, **meta: Any) -> Path:
+def save_binary_predictions(
+    run_dir: str | os.PathLike[str],
+    split: str,
+    y_true: Sequence[Any],
+    y_prob: Sequence[float],
+    ids: Sequence[Any] | None = None,
+    **meta: Any,
+) -> Path:
     """Per-record labels and predicted probabilities of a binary task (``ids``: patient ids, same order)."""
     probs = [float(p) for p in (y_prob.tolist() if hasattr(y_prob, "tolist") else y_prob)]
     if len(y_true) != len(probs):
         raise ValueError(f"{len(y_true)} labels but {len(probs)} probabilities")
     ids = list(ids) if ids is not None else [None] * len(probs)
-    rows = [{"patient_id": pid, "y_true": int(y), "y_prob": p} for pid, y, p in zip(ids, y_true, probs, strict=True)]
+    rows = [
+        {"patient_id": pid, "y_true": int(y), "y_prob": p}
+        for pid, y, p in zip(ids, y_true, probs, strict=True)
+    ]
     return save_predictions(run_dir, split, rows, kind="binary", **meta)
 
 
@@ -246,9 +294,19 @@ def save_next_visit_predictions(run_dir: str | os.PathLike[str], split: str, tru
         raise ValueError(f"{len(truth)} next visits but {len(ranked)} score rows")
     ids = list(ids) if ids is not None else [None] * len(truth)
     counts = Counter(c for codes in train_targets for c in set(codes))
-    rows = [{"patient_id": pid, "truth": list(t), "ranked": r} for pid, t, r in zip(ids, truth, ranked, strict=True)]
-    return save_predictions(run_dir, split, rows, kind="next_visit", ks=[int(x) for x in ks],
-                            train_counts=dict(counts.most_common()), **meta)
+    rows = [
+        {"patient_id": pid, "truth": list(t), "ranked": r}
+        for pid, t, r in zip(ids, truth, ranked, strict=True)
+    ]
+    return save_predictions(
+        run_dir,
+        split,
+        rows,
+        kind="next_visit",
+        ks=[int(x) for x in ks],
+        train_counts=dict(counts.most_common()),
+        **meta,
+    )
 
 
 @dataclass

@@ -281,7 +281,9 @@ class HFRun(Run):
 
 
 def is_run_dir(path: Path) -> bool:
-    return (path / "events.jsonl").is_file() or (path / "run.json").is_file() or hf.is_hf_output_dir(path)
+    """A folder that claims to be a run (``open_run`` then says what is wrong when it is a broken one: an
+    events.jsonl or run.json that is a folder)."""
+    return (path / "events.jsonl").exists() or (path / "run.json").exists() or hf.is_hf_output_dir(path)
 
 
 def open_run(path: str | os.PathLike[str]) -> Run:
@@ -310,7 +312,10 @@ def discover_runs(root: str | os.PathLike[str], max_depth: int = 3) -> list[Run]
 
     def walk(path: Path, depth: int) -> None:
         if is_run_dir(path):
-            found.append(open_run(path))
+            try:
+                found.append(open_run(path))
+            except UserError:  # one broken run (its log a folder, say) does not hide the others
+                pass
             return
         if depth >= max_depth:
             return

@@ -49,6 +49,10 @@ def compare_runs(
     from recipes.bench.table import Entry, build_rows
 
     runs = expand(paths)
+    if out_dir is not None and Path(out_dir).exists() and any(Path(out_dir).iterdir()):
+        raise UserError(
+            f"{out_dir} is not empty; choose a new folder for the comparison (nothing is overwritten)"
+        )
     names: dict[str, int] = {}
     entries = []
     for run in runs:
@@ -63,10 +67,6 @@ def compare_runs(
         from recipes.bench.report import write_outputs
 
         out = Path(out_dir)
-        if out.exists() and any(out.iterdir()):
-            raise UserError(
-                f"{out} is not empty; choose a new folder for the comparison (nothing is overwritten)"
-            )
         files = write_outputs(
             out, rows, {"runs": [str(r) for r in runs]}, "Comparison", json_name="compare.json"
         )

@@ -26,6 +26,12 @@ def _size(n: Any) -> str:
     return "—"
 
 
+def _checkpoint(row: dict[str, Any]) -> str:
+    """The best checkpoint's weights; a LoRA run's adapter-only size beside them (what ``pack`` keeps)."""
+    size = _size(row.get("checkpoint_bytes"))
+    return f"{size} (adapter {_size(row['adapter_bytes'])})" if row.get("adapter_bytes") else size
+
+
 def _count(n: Any) -> str:
     return f"{int(n):,}" if isinstance(n, (int, float)) else "—"
 
@@ -62,7 +68,7 @@ def table_lines(rows: list[dict[str, Any]]) -> list[str]:
         lines.append("| " + " | ".join([
             name, str(row.get("tier") or "—"), _count(row.get("parameters")), _count(row.get("trainable_parameters")),
             _num(row.get("train_seconds"), 1), _num(row.get("seconds_per_epoch"), 2), _num(row.get("peak_memory_mb"), 0),
-            _size(row.get("checkpoint_bytes")), *(_with_ci(row, m) for m in METRICS), p,
+            _checkpoint(row), *(_with_ci(row, m) for m in METRICS), p,
         ]) + " |")  # fmt: skip
     return lines
 

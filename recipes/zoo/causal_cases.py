@@ -39,6 +39,8 @@ EXTRA_TEXT = (
     "response_template='The SNOMED-CT concept id of the primary diagnosis in this clinical note is {answer}. "
     "This answer was generated from the note above and must be checked by a clinical coder before it is used.'"
 )
+# a LoRA rate 25x the recipe's, reached after a short warmup, logged every step (the spike is one step wide)
+SPIKE = ("lr=0.05", "warmup_steps=12", "scheduler=linear", "max_steps=36", "eval_every=36", "log_every=1")
 FORMAT = ("use_lora=false", "lr=3e-3", "scheduler=constant", "max_steps=36", "eval_every=36", "add_code_tokens=25")
 
 
@@ -143,11 +145,11 @@ CAUSAL_CASES: list[Case] = [
         name="llama-lr-too-high",
         seed="003",
         failure="a LoRA learning rate far too high: the loss spikes and does not come back",
-        how="lr=0.3 with no warmup on the LoRA adapters",
+        how="lr=0.05 (25x the recipe's rate) reached after 12 warmup steps: a loss spike mid-run",
         probe="curves.divergence",
         fix="lower-learning-rate",
         config=CONFIG,
-        overrides=TINY_CAUSAL + TRAIN + ("lr=0.3", "warmup_steps=0", "log_every=1", "max_grad_norm=100"),
+        overrides=TINY_CAUSAL + SPIKE,
         prepare=prepare_coding,
     ),
     Case(

@@ -30,7 +30,7 @@ def check_collator(
     """String columns that crash the collator, pad ids in labels, decoder shift, prompt/EOS masking."""
     import os
 
-    from ehrdebug.cli.common import emit_report
+    from ehrdebug.cli.common import check_report_options, emit_report, quiet_libraries
     from ehrdebug.config import load_config
     from ehrdebug.errors import UserError, require_file
     from ehrdebug.findings import Report
@@ -44,9 +44,11 @@ def check_collator(
     if batch_size < 1 or batches < 1:
         raise UserError("--batch-size and --batches must be at least 1")
     require_file(data, "data file")
+    check_report_options(fmt, fail_on, output, (data, tokenizer, model, collator, config))
     cfg = load_config(os.path.dirname(os.path.abspath(data)), config)
-    tok, notes = load_tokenizer(tokenizer, model_type)
-    meta_model, start = model_collator_parts(model, model_type)
+    with quiet_libraries():
+        tok, notes = load_tokenizer(tokenizer, model_type)
+        meta_model, start = model_collator_parts(model, model_type)
     fn = name = None
     if collator:
         fn, name = load_collator(collator, tok, meta_model)

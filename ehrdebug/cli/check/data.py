@@ -34,14 +34,12 @@ def check_data(
     import os
     from dataclasses import fields
 
-    from ehrdebug.cli.common import emit_report
+    from ehrdebug.cli.common import check_report_options, emit_report, require_number
     from ehrdebug.config import load_config
     from ehrdebug.errors import UserError
     from ehrdebug.findings import Report
     from probes.data_coverage import TrainingPlan
     from probes.data_suite import read_plan, run_data_probes
-
-    from ehrdebug.cli.common import check_report_options, require_number
 
     if limit < 1:
         raise UserError(f"--limit must be at least 1, not {limit}")

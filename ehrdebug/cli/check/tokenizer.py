@@ -36,7 +36,7 @@ def check_tokenizer(
     """Check a tokenizer against your data: structural tokens, codes, round-trip and truncation."""
     import os
 
-    from ehrdebug.cli.common import check_report_options, emit_report
+    from ehrdebug.cli.common import check_report_options, emit_report, quiet_libraries
     from ehrdebug.codes import resolve_systems
     from ehrdebug.codetok import read_code_texts, saved_value_edges
     from ehrdebug.config import load_config, split_tokens
@@ -62,7 +62,8 @@ def check_tokenizer(
         resolve_systems(cfg.code_systems, cfg.custom_code_systems)
     except ValueError as exc:
         raise UserError(str(exc)) from exc
-    tok = load_tokenizer(tokenizer)
+    with quiet_libraries():
+        tok = load_tokenizer(tokenizer)
     stats = ReadStats()
     texts = None if cfg.text_field else read_code_texts(data, limit, stats=stats, value_bins=saved_value_edges(tokenizer))
     if texts is None:  # not code-sequence records: one text column (or whole lines)
