@@ -39,10 +39,12 @@ def weight_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.iterdir() if f.is_file() and f.suffix in (".safetensors", ".bin"))
 
 
-def latest_checkpoint(run_dir: str | os.PathLike[str]) -> Path | None:
+def latest_checkpoint(run_dir: str | os.PathLike[str], *, model: bool = True) -> Path | None:
     """The highest-step checkpoint of a run: ``checkpoints/step-N`` (ehrdebug), ``checkpoint-N`` (HF), else
-    ``best``/``final``/``model``; only directories a model loads from count. None when there is none."""
+    ``best``/``final``/``model``; None when there is none. With ``model`` only directories a model loads from
+    count; without, any step directory (one that holds only a tokenizer, for the token inspector)."""
     root = Path(run_dir)
+    usable = is_model_dir if model else Path.is_dir
     candidates: list[tuple[int, Path]] = []
     for sub, prefix in STEP_PREFIXES:
         parent = root / sub if sub else root
@@ -50,11 +52,11 @@ def latest_checkpoint(run_dir: str | os.PathLike[str]) -> Path | None:
             continue
         for child in parent.iterdir():
             number = child.name[len(prefix):]
-            if child.name.startswith(prefix) and number.isdigit() and is_model_dir(child):
+            if child.name.startswith(prefix) and number.isdigit() and usable(child):
                 candidates.append((int(number), child))
     if candidates:
         return max(candidates)[1]
-    return next((root / name for name in FALLBACK_NAMES if is_model_dir(root / name)), None)
+    return next((root / name for name in FALLBACK_NAMES if usable(root / name)), None)
 
 
 def final_checkpoint(run_dir: str | os.PathLike[str]) -> Path | None:

@@ -284,7 +284,7 @@ def undertrained(history: History, config: EhrDebugConfig | None = None) -> list
     still_falling, gain_warn = cfg.threshold("still_falling"), cfg.threshold("gain_soon_warn")
     rule = (f"the last evaluation is the best, validation loss fell >= {still_falling:.0%} over the last (up to 3) "
             f"evaluations, and a fit of the last 5 (exponential or power law, the closer) expects >= {gain_warn:.0%} "
-            "more over as many evaluations again; with fewer than 4 evaluations the fall alone decides")
+            "more over as many evaluations again; with fewer than 3 evaluations the fall alone decides")
     if not h.evals:
         return [Finding("curves.undertrained", Severity.INFO,
                         "No validation loss logged: cannot tell whether training stopped too early",

@@ -168,12 +168,12 @@ def project_decay(steps: Sequence[float], values: Sequence[float], window: int =
                   epochs: Sequence[float | None] | None = None) -> Projection | None:
     """How much further a (loss) curve would likely go, from its last ``window`` points.
 
-    None with fewer than 4 finite points. A curve that is not falling gets a projection of no gain.
+    None with fewer than 3 finite points (three fix a decay and its floor). A curve that is not falling gets a projection of no gain.
     Shared by the undertrained probe and anything that must say what training longer would buy.
     """
     pts = [(s, v, (epochs[i] if epochs and i < len(epochs) else None))
            for i, (s, v) in enumerate(zip(steps, values, strict=False)) if math.isfinite(v)][-window:]
-    if len(pts) < 4:
+    if len(pts) < 3:
         return None
     n = len(pts)
     interval = median([b[0] - a[0] for a, b in zip(pts, pts[1:], strict=False)]) or 1.0

@@ -14,7 +14,7 @@ from probes.attribution import attribution
 from probes.degeneration import degeneration
 from probes.embeddings import new_embeddings
 from probes.generation import generate_outputs, tf_vs_sampling
-from probes.runtime import gather_mamba_facts, judge_mamba_facts
+from probes.runtime import gather_mamba_facts, mamba_fast_path
 from probes.special_tokens import end_token_ids, example_pair, special_token_probability
 from probes.task_prefix import task_prefix
 from probes.trainable import trainable
@@ -55,9 +55,9 @@ def run_model_probes(
 
     run("model.trainable", trainable, model, base_vocab_size, tokenizer=tokenizer)
     run("model.new_embeddings", new_embeddings, model, base_vocab_size, reference_state=reference_state, tokenizer=tokenizer)
-    facts = gather_mamba_facts(model)
-    if facts.is_mamba:
-        findings.extend(judge_mamba_facts(facts))
+    if gather_mamba_facts(model).is_mamba:  # measured: training steps at the run's length (issue 12)
+        seq_len = min(int(cfg.max_length or 256), 512)
+        run("runtime.mamba_fast_path", mamba_fast_path, model, time_it=True, seq_len=seq_len, forward=False)
     if not sample:
         return findings
     run("model.special_token_probability", special_token_probability, model, tokenizer, sample, cfg, base_vocab_size=base_vocab_size,

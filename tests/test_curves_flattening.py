@@ -73,7 +73,9 @@ def test_project_decay_recovers_a_known_curve() -> None:
     assert math.isclose(p.floor, 0.5, rel_tol=0.02)
     assert math.isclose(p.evaluations_to_90, math.log(0.1) / math.log(0.7), rel_tol=0.05)
     assert math.isclose(p.remaining_share, (values[-1] - 0.5) / values[-1], rel_tol=0.05)
-    assert project_decay(steps[:3], values[:3]) is None
+    assert project_decay(steps[:2], values[:2]) is None
+    three = project_decay(steps[:3], values[:3])  # three points fix a decay and its floor exactly
+    assert three is not None and math.isclose(three.floor, 0.5, rel_tol=0.1)
     flat = project_decay(steps, [1.0] * len(steps))
     assert flat is not None and flat.gain_soon == 0.0
 
@@ -102,3 +104,25 @@ def test_both_near_zero_threshold_and_healthy_runs() -> None:
     assert curves.memorization(h, EhrDebugConfig(thresholds={"both_near_zero_loss": 1e-4}))[0].severity == Severity.OK
     for name in ("healthy", "multi_eval", "flattening"):
         assert curves.memorization(history(name))[0].severity == Severity.OK, name
+
+
+def _evals_only(values: list[float]) -> History:
+    from ehrdebug.runstore.history import Series
+
+    train, ev = Series("loss"), Series("eval_loss")
+    for i, v in enumerate(values, start=1):
+        train.add(i * 100, v * 0.9, float(i))
+        ev.add(i * 100, v, float(i))
+    return History(train=train, evals={"eval_loss": ev})
+
+
+def test_three_evaluations_steep_then_flattening_is_not_undertrained() -> None:
+    # the fixed run of `ehrdebug demo`: 1.633 -> 1.428 -> 1.365 (12.5%, then 4.4%): a fit says ~4% is left soon
+    [f] = curves.undertrained(_evals_only([1.633, 1.428, 1.365]))
+    assert f.severity == Severity.OK and "flattening" in f.title
+    assert f.evidence["evaluations"] == 3 and f.evidence["fall_over_next_3_evaluations"] < 0.1
+
+
+def test_three_evaluations_falling_steadily_is_undertrained() -> None:
+    [f] = curves.undertrained(_evals_only([2.0, 1.8, 1.6]))
+    assert f.severity == Severity.WARN and "train-longer" in f.recipes

@@ -97,6 +97,7 @@ def test_one_latest_and_final_checkpoint_lookup(tmp_path: Path) -> None:
         (run / "checkpoints" / f"step-{step}" / "config.json").write_text("{}")
     (run / "checkpoints" / "step-12").mkdir()  # no config.json: not a checkpoint yet (being written)
     assert latest_checkpoint(run) == run / "checkpoints" / "step-10"  # numeric, not lexical
+    assert latest_checkpoint(run, model=False) == run / "checkpoints" / "step-12"  # any step (a tokenizer-only one)
     assert final_checkpoint(run) == run / "checkpoints" / "step-10"
     (run / "artifacts").mkdir()
     (run / "artifacts" / "metrics_summary.json").write_text(json.dumps({"best_checkpoint": "checkpoints/step-4"}))

@@ -250,10 +250,29 @@ def test_generate_continues_a_timeline_greedily_without_a_cache():
     torch.manual_seed(0)
     model = EhrMambaForCausalLM(_config(tok)).eval()
     ids = cf.batch(tok, cf.timeline_records(2), add_cls=False)["input_ids"][:1]
-    out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=4, do_sample=False)
+    out = model.generate(
+        input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=4, do_sample=False
+    )
     with torch.no_grad():
         expected = ids
         for _ in range(4):
             step = model(input_ids=expected).logits[:, -1].argmax(-1, keepdim=True)
             expected = torch.cat([expected, step], dim=1)
     assert torch.equal(out, expected)
+
+
+def test_last_position_pooling_reads_padding_the_failure_the_zoo_reproduces():
+    import torch
+
+    from ehrdebug.models.ehrmamba import EhrMambaForSequenceClassification
+
+    records = cf.timeline_records(1) + [{"codes": ["C1"] * 30, "days": [0] * 30}]
+    tok = cf.tokenizer(records)
+    torch.manual_seed(0)
+    wrong = EhrMambaForSequenceClassification(_config(tok, num_labels=1, pooling="last_position")).eval()
+    with torch.no_grad():
+        alone = wrong(**cf.batch(tok, records[:1], max_length=48)).logits[0]
+        padded = wrong(**cf.batch(tok, records, max_length=48)).logits[0]
+    assert not torch.allclose(alone, padded, atol=1e-4)  # the prediction depends on the batch's padding
+    with pytest.raises(ValueError, match="pooling must be"):
+        _config(tok, pooling="mean")

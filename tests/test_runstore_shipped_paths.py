@@ -65,3 +65,15 @@ def test_train_from_another_folder(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert "base model directory not found" not in done.stderr
     assert (tmp_path / "run" / "run.json").is_file() and (tmp_path / "run" / "events.jsonl").is_file()
+
+
+def test_code_model_configs_resolve_their_shipped_codes_dir(tmp_path, monkeypatch):
+    from recipes.train.config import load_recipe_config
+
+    monkeypatch.chdir(tmp_path)
+    configs = sorted((ROOT / "recipes" / "configs").glob("*.yaml"))
+    with_codes = [p for p in configs if "codes_dir: sample_data/ehr/codes" in p.read_text(encoding="utf-8")]
+    if not with_codes:
+        pytest.skip("no config names sample_data/ehr/codes")
+    config = load_recipe_config(str(with_codes[0]))
+    assert config["data"]["codes_dir"] == str(ROOT / "sample_data" / "ehr" / "codes")

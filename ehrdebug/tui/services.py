@@ -49,11 +49,11 @@ def doctor_target(run: Any) -> Path:
 
 
 def checkpoint_for(run: Any) -> Path:
-    """The latest checkpoint of a run (the one core lookup, ``ehrdebug.loading.latest_checkpoint``), or the run
-    directory itself (an HF output dir, a model dir)."""
+    """The latest checkpoint of a run (the one core lookup, ``ehrdebug.loading.latest_checkpoint``; a step that
+    holds only a tokenizer counts), or the run directory itself (an HF output dir, a model dir)."""
     from ehrdebug.loading import latest_checkpoint
 
-    return latest_checkpoint(run.path) or Path(run.path)
+    return latest_checkpoint(run.path, model=False) or Path(run.path)
 
 
 def cli_command(*args: str) -> list[str]:

@@ -158,13 +158,17 @@ def load_recipe_config(path: str | Path | None, overrides: list[str] | None = No
 
 
 def _resolve_shipped_paths(config: dict[str, Any]) -> None:
-    """Shipped data named as ``sample_data/...`` is found from the install, whatever the current folder."""
-    from ehrdebug.data.sample import resolve_data_path
+    """Shipped data named as ``sample_data/...`` (``base``, ``data.root``, ``data.codes``, ``data.codes_dir`` …)
+    is found from the install, whatever the current folder; a user's own relative paths stay as written."""
+    from ehrdebug.data.sample import SHIPPED, resolve_data_path
 
-    data = config.get("data") if isinstance(config.get("data"), dict) else {}
-    for holder, key in ((config, "base"), (data, "root"), (data, "codes")):
-        if isinstance(holder.get(key), str) and holder[key] and resolve_data_path(holder[key]).is_absolute():
-            holder[key] = str(resolve_data_path(holder[key]))
+    for key, value in config.items():
+        if isinstance(value, dict):
+            _resolve_shipped_paths(value)
+        elif isinstance(value, str) and value.replace("\\", "/").lstrip("./").startswith(SHIPPED + "/"):
+            resolved = resolve_data_path(value)
+            if resolved.is_absolute():
+                config[key] = str(resolved)
 
 
 def _check_device(config: dict[str, Any], where: str) -> None:
