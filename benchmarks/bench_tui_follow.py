@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import subprocess
 import sys
 import tempfile
@@ -84,6 +85,8 @@ def main() -> None:
                     f"writer reached step {last}, screen shows step {live.state.last_step} "
                     f"(tail offset {live.tail.offset:,} of {events.stat().st_size:,} bytes)"
                 )
+                plot = live.query_one("#live-plot")
+                print(f"plot builds: {plot.builds}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
         asyncio.run(run())
 

@@ -52,7 +52,8 @@ def main() -> None:
                 while type(app.screen).__name__ != "LiveScreen" or app.screen.state is None:
                     await pilot.pause(0.01)
                 plot = app.screen.query_one("#live-plot")
-                while plot._cached is None:
+                # the loaded curves built, not the "no data yet" picture the screen first shows
+                while plot._built_for is None or plot._version == 0 or plot._built_for[2] != plot._version:
                     await pilot.pause(0.01)
                 return time.perf_counter() - start, time.process_time() - cpu
 

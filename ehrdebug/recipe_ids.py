@@ -36,6 +36,9 @@ FIX: dict[str, str] = {
     "strict-output-format": "Train and post-process to the exact output format the metric checks (one code per answer, no extra text).",
     "check-drop-last": "Turn drop_last off (and review gradient accumulation) so every sample is used each epoch.",
     "mask-prompt-loss": "Mask the prompt out of the loss (labels -100 before the response) and keep EOS in it.",
+    # sequence models (seed 004, EHRMamba): recipes/fixes/sequence_models.py
+    "mask-padding-in-loss": "Give causal-LM labels -100 where attention_mask is 0 so padding predicting padding carries no loss.",
+    "pool-last-real-token": "Pool the last non-padding token of each row in the classifier head, not the last position.",
 }
 
 ADVICE: dict[str, str] = {

@@ -76,7 +76,7 @@ def code_findings(
     notes: list[str] | None = None,
 ) -> list[Finding]:
     """Every code-model probe the run's evidence supports. ``loaded`` returns the checkpoint's (model,
-    tokenizer) or None (called only when a probe needs them); ``notes`` receives one line per probe (ran, or
+    tokenizer) or None (the doctor's own, loaded once for every suite); ``notes`` receives one line per probe (ran, or
     why not). A NotApplicable (a UserError) when none applies."""
     status: dict[str, str] = {}
     findings: list[Finding] = []
@@ -162,8 +162,10 @@ def _batch_probes(record: RunRecord, model: Any, tokenizer: Any, cfg: EhrDebugCo
 
 
 def _mlm(saved: Any, tokenizer: Any, subject: str) -> list[Finding]:
-    """``data.mlm_batch`` with the collator's recorded rate and replacement shares; the structural ids from
-    the checkpoint's tokenizer, else from the batch index (a run that died before its first checkpoint)."""
+    """``data.mlm_batch`` against the masking rate the run asked for (the probe also flags a rate outside the
+    usual range) and BERT's 80/10/10 replacement, never the run's own shares: a config without 80/10/10 must
+    not bless itself. Structural ids from the checkpoint's tokenizer, else from the batch index (a run that
+    died before its first checkpoint)."""
     from probes.mlm_batch import probe_mlm_batch
 
     settings = saved.collator
@@ -172,8 +174,6 @@ def _mlm(saved: Any, tokenizer: Any, subject: str) -> list[Finding]:
         "loss_ignore_index": HF_IGNORE_INDEX,
         "subject": subject,
     }
-    if settings.get("replace_probs"):
-        kwargs["replace_probs"] = tuple(float(p) for p in settings["replace_probs"])
     if tokenizer is None:
         facts = saved.tokenizer
         unk = facts.get("unk_token_id")

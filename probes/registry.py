@@ -69,6 +69,8 @@ PROBES: list[ProbeSpec] = [
     ProbeSpec("metrics.classifier", "probes.task_metrics:probe_classifier", ("predictions",), ("increase-learning-rate", "train-longer", "report-auprc"), "a classifier that has not learned: AUROC whose bootstrap interval holds 0.5, AUPRC no better than the prevalence, flat probabilities; AUPRC beside AUROC when positives are rare", "004"),
     ProbeSpec("metrics.next_visit", "probes.task_metrics:probe_next_visit", ("predictions", "data"), ("increase-learning-rate", "train-longer", "weight-rare-codes"), "next-visit popularity collapse: recall@k no better than the k most frequent training codes, the same top-k for every patient", "001"),
     ProbeSpec("data.prompt_loss", "probes.prompt_loss:prompt_loss", ("batches", "tokenizer"), ("mask-prompt-loss",), "instruction data (prompt/response): every prompt token carrying loss, and the prompt's share of the loss (the model's per-token loss when a model is given, else the token share)", "003"),
+    ProbeSpec("data.causal_labels", "probes.causal_batch:probe_causal_labels", ("batches", "tokenizer"), ("mask-padding-in-loss",), "real causal-LM batches: targets on padding (label not -100 where attention_mask is 0), pad-id targets, and with a model the share of the loss padding carries", "004"),
+    ProbeSpec("model.pooling", "probes.pooling:probe_pooling", ("model", "batches"), ("pool-last-real-token",), "a sequence classifier that reads padding: each padded row of real batches scored as batched and trimmed to its own length; a logit change means the head pools a padding position", "004"),
 ]
 
 

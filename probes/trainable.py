@@ -142,7 +142,10 @@ def new_token_findings(model: Any, tokenizer: Any, base_vocab_size: int | None, 
                         evidence, examples, ["lora-train-embeddings"], rule=rule)]
     if unmoved:
         shown = ", ".join(f"{i} {pieces[i]!r}" for i in unmoved[:8])
-        return [Finding(PROBE, Severity.WARN, f"{len(unmoved)} added tokens are trainable but their rows never moved ({shown})",
+        title = (f"{len(unmoved)} added tokens are trainable but their rows never moved ({shown})" if how != ["requires_grad"] else
+                 f"{len(unmoved)} added tokens still have their initial rows, the mean of the base rows ({shown}): "
+                 "training never updated them (frozen embeddings, e.g. LoRA without modules_to_save)")
+        return [Finding(PROBE, Severity.WARN, title,
                         evidence, examples, ["lora-train-embeddings", "warmup-new-embeddings"], rule=rule)]
     return [Finding(PROBE, Severity.OK, f"{len(ids)} added tokens, all trained ({', '.join(how) or 'full model'}) and moved",
                     evidence, examples, rule=rule)]

@@ -24,21 +24,29 @@ def _records(n: int = 48) -> list[dict[str, Any]]:
         return [json.loads(line) for line, _ in zip(fh, range(n), strict=False)]
 
 
-def _mlm_batches(ignore_index: int = -100, n: int = 3, seed: int = 0) -> tuple[list[dict[str, Any]], Any]:
+def _mlm_batches(
+    ignore_index: int = -100, n: int = 3, seed: int = 0, mask_share: float = 0.8, random_share: float = 0.1
+) -> tuple[list[dict[str, Any]], Any]:
     """Real masked batches from the core BEHRT batching (what the behrt_mlm collator returns)."""
     import torch
 
     from ehrdebug.codetok import build_code_tokenizer, encode_record
     from ehrdebug.models.batching import collate_codes, mask_codes, model_inputs
 
-    records = _records()
+    records = _records(16 * n)
     tokenizer = build_code_tokenizer(records)
     features = [encode_record(tokenizer, r, 64) for r in records]
     generator = torch.Generator().manual_seed(seed)
     batches = []
     for i in range(n):
+        padded = collate_codes(features[i * 16 : (i + 1) * 16])
         batch = mask_codes(
-            collate_codes(features[i * 16 : (i + 1) * 16]), len(tokenizer), 0.15, generator=generator
+            padded,
+            len(tokenizer),
+            0.15,
+            mask_share=mask_share,
+            random_share=random_share,
+            generator=generator,
         )
         if ignore_index != -100:
             batch["labels"] = batch["labels"].masked_fill(batch["labels"] == -100, ignore_index)
@@ -155,6 +163,19 @@ def test_healthy_batches_are_ok_and_nothing_applies_without_evidence(tmp_path: P
     )
     found = code_findings(_record(tmp_path), lambda: (None, tokenizer))
     assert [f.severity for f in found if f.probe == "data.mlm_batch"] == [Severity.OK]
+
+
+def test_a_run_without_80_10_10_is_judged_against_bert_not_its_own_shares(tmp_path: Path) -> None:
+    from ehrdebug.findings import Severity
+    from ehrdebug.runstore.evidence import mlm_settings, save_batches
+    from probes.doctor_codes import code_findings
+
+    batches, tokenizer = _mlm_batches(n=6, mask_share=1.0, random_share=0.0)
+    settings = mlm_settings({"probability": 0.15, "mask_share": 1.0, "random_share": 0.0})
+    save_batches(tmp_path, "train", batches, tokenizer=tokenizer, settings=settings)
+    found = code_findings(_record(tmp_path), lambda: (None, tokenizer))
+    fired = [f for f in found if f.probe == "data.mlm_batch" and f.severity >= Severity.WARN]
+    assert fired and "mlm-80-10-10" in fired[0].recipes, [f.title for f in found]
 
 
 def test_causal_batches_are_not_judged_as_masked_lm(tmp_path: Path) -> None:

@@ -224,15 +224,21 @@ def _from_table(table: Any, history: History) -> History:
                 ep = epochs[idx].tolist()
             else:
                 ep = [e if ok else None for e, ok in zip(epochs[idx].tolist(), epochs_valid[idx].tolist(), strict=True)]
-            shared[key] = (at.tolist(), ep, ordered)
+            shared[key] = (at.tolist(), ep, ordered, at.astype(np.float64))
             at_list, ep_list = shared[key][0], shared[key][1]
         else:
             at_list, ep_list = shared[key][0].copy(), shared[key][1].copy()
+        picked = values[idx]
         if series.steps or not shared[key][2]:
             unsorted.add(id(series))
-        series.steps.extend(at_list)
-        series.values.extend(values[idx].tolist())
-        series.epochs.extend(ep_list)
+            series.steps.extend(at_list)
+            series.values.extend(picked.tolist())
+            series.epochs.extend(ep_list)
+        else:
+            # a fresh series read in order takes the lists as they are, and keeps the numpy copies for the
+            # plot (Series.arrays() would otherwise convert the 1M-item lists back on the first draw)
+            series.steps, series.values, series.epochs = at_list, picked.tolist(), ep_list
+            series._arrays = (series.steps, series.values, len(picked), shared[key][3], picked)
     return _normalized(history, unsorted)
 
 

@@ -39,17 +39,18 @@ class EhrDebugApp(App[None]):
         from ehrdebug.tui import services
 
         self.sub_title = str(self.root)
-        single = self.root.is_dir() and services.is_run_dir(self.root)
-        self.push_screen(RunsScreen(self.root, lazy=single))
-        if single:
+        if self.root.is_dir() and services.is_run_dir(self.root):
+            # one run opens on its Live run screen; the list of runs is built only if the user goes back
+            # to it (composing it under the live view cost ~0.1 s of the open)
             self.open_screen("live", services.open_run(self.root))
+        else:
+            self.push_screen(RunsScreen(self.root))
 
     # -- navigation used by every screen and by the command palette ----------------------------
     def open_screen(self, name: str, run: Any = None, **kwargs: Any) -> None:
         run = run if run is not None else self.current_run
         if name == "runs":
-            while len(self.screen_stack) > 2:
-                self.pop_screen()
+            self._show_runs()
             return
         if name == "compare":
             from ehrdebug.tui.screens.compare import CompareScreen
@@ -69,9 +70,18 @@ class EhrDebugApp(App[None]):
             return
         self.push_screen(HelpScreen(self.screen))
 
+    def _show_runs(self) -> None:
+        """Back to the list of runs: pop down to it, or put it in place of the run opened directly."""
+        while len(self.screen_stack) > 2:
+            self.pop_screen()
+        if not isinstance(self.screen_stack[-1], RunsScreen):
+            self.switch_screen(RunsScreen(self.root))
+
     def action_back_or_quit(self) -> None:
         if len(self.screen_stack) > 2:
             self.pop_screen()
+        elif not isinstance(self.screen, RunsScreen):
+            self._show_runs()
         else:
             self.exit()
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 import difflib
 
 from ehrdebug.errors import UserError
-from recipes.fixes import causal, codemodels, decoding, embeddings, tokens, training
+from recipes.fixes import causal, codemodels, decoding, embeddings, sequence_models, tokens, training
 from recipes.fixes.base import Fix
 
 # a new fix module joins by adding its name here (each module lists its fixes in FIXES)
-FIX_MODULES = (tokens, embeddings, decoding, training, codemodels, causal)
+FIX_MODULES = (tokens, embeddings, decoding, training, codemodels, causal, sequence_models)
 REGISTRY: dict[str, Fix] = {fix.id: fix for module in FIX_MODULES for fix in module.FIXES}
 
 

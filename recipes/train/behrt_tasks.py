@@ -119,6 +119,20 @@ class NextVisit(BehrtTask):
             samples.append({"prompt": " ".join(r["codes"][-20:]), "output": " ".join(top), "expected": " ".join(r["next_visit_codes"])})
         return metrics, samples
 
+    def final_test(self, model: Any, tokenizer: Any, config: dict[str, Any], device: Any, run_dir: Path) -> dict[str, Any]:
+        """The base final test, and each test patient's top-ranked codes for the doctor (metrics.next_visit)."""
+        from ehrdebug.codetok import SPECIAL_TOKENS, code_token
+        from ehrdebug.runstore.evidence import save_next_visit_predictions
+
+        out = super().final_test(model, tokenizer, config, device, run_dir)
+        test = self.records(config, config["data"]["test_split"]) if out else []
+        if test:
+            scores = self.outputs(model, self.features(test, tokenizer, config), config, device).sigmoid().numpy()
+            targets = [[[code_token(c) for c in r["next_visit_codes"]] for r in rs] for rs in (test, self.records(config, "train"))]
+            save_next_visit_predictions(run_dir, "test", targets[0], scores, tokenizer.convert_ids_to_tokens(list(range(scores.shape[1]))),
+                                        targets[1], ids=[r.get("patient_id") for r in test], ks=config["recall_k"], exclude=SPECIAL_TOKENS)  # fmt: skip
+        return out
+
 
 class Classify(BehrtTask):
     NAME, TASK, HEAD = "behrt_classify", "classification", "classification"
@@ -163,6 +177,7 @@ class Classify(BehrtTask):
     def final_test(self, model: Any, tokenizer: Any, config: dict[str, Any], device: Any, run_dir: Path) -> dict[str, Any]:
         """Test figures at the validation-chosen threshold, bootstrap intervals, baselines, MEDS predictions."""
         from ehrdebug.metrics import auprc, auroc, bootstrap_ci, choose_threshold
+        from ehrdebug.runstore.evidence import save_binary_predictions
         from recipes.train.baselines import classify_baselines
 
         valid = self.records(config, config["data"]["eval_split"])
@@ -173,6 +188,7 @@ class Classify(BehrtTask):
         metrics, samples = self.evaluate(model, tokenizer, test, config, device, prefix="test", threshold=cut)
         y = [int(r[config["label_field"]]) for r in test]
         p = self.probabilities(model, tokenizer, test, config, device)
+        save_binary_predictions(run_dir, "test", y, p, ids=[r.get("patient_id") for r in test], threshold=cut, label_field=config["label_field"])
         out: dict[str, Any] = {"test": metrics, "test_samples": samples[:8]}
         if config["bootstrap"]:
             out["test_ci"] = {name: bootstrap_ci(fn, y, p, n=int(config["bootstrap"]), seed=int(config["seed"]))

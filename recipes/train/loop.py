@@ -20,6 +20,7 @@ from typing import Any
 
 from ehrdebug.errors import UserError
 from ehrdebug.initial_rows import save_initial_rows
+from ehrdebug.runstore.evidence import BatchRecorder, mlm_settings
 from recipes.train.evaluation import (
     eval_loss,
     evaluate_checkpoint,
@@ -135,6 +136,7 @@ def run_training(config: dict[str, Any], out_dir: str | Path | None = None, prob
 
     def save(step: int) -> None:
         """Rank 0 writes weights, tokenizer, optimizer/scheduler, loop and RNG state; the others wait."""
+        state["training"] = raw.training  # the mode the next step runs in (see the loop below)
         weights = _saveable(model, raw, accelerator)
         if accelerator.is_main_process:
             path = logger.save_checkpoint(step, weights, tokenizer, optimizer, scheduler,
@@ -150,14 +152,21 @@ def run_training(config: dict[str, Any], out_dir: str | Path | None = None, prob
     accum = int(config["grad_accum"])
     if saved is not None and "rng" in saved:
         C.set_rng_state(saved["rng"])  # after building: the next draws are those the interrupted run made
+    kept = BatchRecorder(run_dir, tokenizer=tokenizer, settings=mlm_settings(config.get("mlm")), enabled=accelerator.is_main_process and checkpoint is None)  # fmt: skip
+    # An evaluation leaves the model in eval mode (no dropout) until the epoch ends, as the loop always did;
+    # the BART/T5 figures depend on it (see the report of issue 11). The mode is checkpointed so a resumed run
+    # continues in the mode the interrupted one was in.
+    mode = bool(saved["loop"].get("training", True)) if saved is not None else True
     with logger, E.Interrupts() as interrupts:
         while not stop:
-            model.train()
+            model.train(mode if state["batch_in_epoch"] else True)
+            mode = True
             batches = epoch_batches(data.train, config["batch_size"], config["seed"], state["epoch"])
             if config.get("drop_last") and len(batches) > 1 and len(batches[-1]) < config["batch_size"]:
                 batches = batches[:-1]  # dataloader_drop_last: the incomplete last batch is never seen
             for b in range(state["batch_in_epoch"], len(batches)):
                 batch = collate([data.train[i] for i in E.shard(batches[b], accelerator)])
+                kept.add(batch)  # the first few batches as collated, before the model: the doctor's evidence
                 batch = {k: v.to(device) if hasattr(v, "to") else v for k, v in batch.items()}
                 sync = (b + 1) % accum == 0 or b + 1 == len(batches)
                 with accelerator.no_sync(model) if not sync else _nullcontext():
@@ -185,7 +194,6 @@ def run_training(config: dict[str, Any], out_dir: str | Path | None = None, prob
                     if evaluate(step):
                         logger.alert(step, "info", f"early stopping: no improvement of {metric} in {patience} evaluations")
                         stop = True
-                    model.train()  # evaluation left the model in eval mode (no dropout) mid-epoch
                 signum = interrupts.requested(accelerator)
                 if signum is not None:
                     _interrupt(step, signum, state, save, logger, accelerator, evaluated=step % eval_every == 0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from recipes.zoo.case import Case
 from recipes.zoo.causal_cases import CAUSAL_CASES
 from recipes.zoo.code_cases import CODE_CASES
+from recipes.zoo.mamba_cases import MAMBA_CASES
 
 HEALTHY_BART = "bart_ehrgen_small"
 T5 = "t5_diagnosis_small"
@@ -168,5 +169,6 @@ CASES_LIST: list[Case] = [
 
 CASES_LIST += CODE_CASES  # BEHRT (seeds 001, 004): recipes/zoo/code_cases.py
 CASES_LIST += CAUSAL_CASES  # causal-LM coding (seed 003): recipes/zoo/causal_cases.py
+CASES_LIST += MAMBA_CASES  # EHRMamba (seed 004): recipes/zoo/mamba_cases.py
 
 CASES: dict[str, Case] = {case.name: case for case in CASES_LIST}

@@ -57,8 +57,11 @@ def build_config(case: Case, extra: list[str] | None = None) -> dict[str, Any]:
     return load_recipe_config(str(config_path(case.config)), overrides)
 
 
-def diagnose_run(case: Case, run_dir: Path) -> Report:
-    """The doctor's report on the run, plus the case's own probe call when the doctor cannot read it."""
+def diagnose_run(case: Case, run_dir: Path, doctor: bool = True) -> Report:
+    """The doctor's report on the run, plus the case's own probe call when the doctor cannot read it.
+    ``doctor=False``: the case's own probe only (a test that needs the one verdict, not the doctor's minutes)."""
+    if not doctor and case.evidence is not None:
+        return Report(subject=str(run_dir), findings=list(case.evidence(run_dir)))
     from probes.doctor import diagnose
 
     report = diagnose(run_dir)
@@ -82,7 +85,7 @@ def _save_report(report: Report, path: Path) -> None:
 
 
 def run_case(case: Case, out: str | os.PathLike[str], extra: list[str] | None = None,
-             data_root: str | os.PathLike[str] | None = None) -> CaseRun:
+             data_root: str | os.PathLike[str] | None = None, doctor: bool = True) -> CaseRun:
     """Train the broken run of ``case`` under ``out/broken`` (on the zoo's small data root) and diagnose it."""
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -99,12 +102,13 @@ def run_case(case: Case, out: str | os.PathLike[str], extra: list[str] | None = 
     run_dir, crashed = _train(config, run_dir)
     if crashed and not case.expect_crash:
         raise RuntimeError(f"zoo case {case.name}: training failed unexpectedly: {crashed}")
-    report = diagnose_run(case, run_dir)
+    report = diagnose_run(case, run_dir, doctor)
     _save_report(report, out_dir / "broken.report.json")
     return CaseRun(case, run_dir, report, time.time() - start, crashed)
 
 
-def fix_and_rerun(run: CaseRun, out: str | os.PathLike[str], extra: list[str] | None = None) -> CaseRun:
+def fix_and_rerun(run: CaseRun, out: str | os.PathLike[str], extra: list[str] | None = None,
+                  doctor: bool = True) -> CaseRun:
     """Apply the case's fix-recipe to the broken run (a new config), retrain it and diagnose again."""
     from recipes.fixes import apply_fixes
     from recipes.train import load_recipe_config
@@ -118,6 +122,6 @@ def fix_and_rerun(run: CaseRun, out: str | os.PathLike[str], extra: list[str] | 
     run_dir, crashed = _train(config, out_dir / "fixed")
     if crashed:
         raise RuntimeError(f"zoo case {run.case.name}: the fixed run failed: {crashed}")
-    report = diagnose_run(run.case, run_dir)
+    report = diagnose_run(run.case, run_dir, doctor)
     _save_report(report, out_dir / "fixed.report.json")
     return CaseRun(run.case, run_dir, report, time.time() - start, extra={"fix": result.out_dir})

@@ -2,11 +2,15 @@
 
 The log is read once by the run store's readers (in a worker thread, so the screen shows at once), then
 followed with ``EventTail.read_new()`` on a timer: each tick costs one ``stat`` when nothing was written
-and reads only the appended bytes otherwise. The plot is rebuilt only when something changed.
+and reads only the appended bytes otherwise. A plot rebuild (plotext plus Textual's repaint, ~20 ms at
+120x40) is the dearest part of a tick, so the plot is rebuilt only when curve points arrived, and when
+they only grew the same curves, at most every ``PLOT_EVERY`` seconds (the stats panel still shows each
+new step at once); a new curve, a finished run, a key press or a resize redraw at once.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from rich.table import Table
@@ -22,6 +26,7 @@ from ehrdebug.tui.model import SEVERITY_STYLE, LiveState
 from ehrdebug.tui.widgets.curves import Curve, CurvePlot
 
 MAX_READ = 8 * 1024 * 1024  # bytes per follow tick: a burst is caught up over a few ticks
+PLOT_EVERY = 3.0  # seconds between plot rebuilds while a followed run only appends points
 
 
 class LiveScreen(Screen[None]):
@@ -51,7 +56,11 @@ class LiveScreen(Screen[None]):
         self.following = True
         self.view = 0
         self.log_y = False
-        self._drawn_version = -1
+        self._drawn_key: tuple[Any, ...] | None = None  # curve lengths and run state the plot shows
+        self._drawn_at = 0.0
+        self._plot_timer: Any = None
+        self._poll_timer: Any = None
+        self._stats_rows: list[tuple[str, str]] | None = None
         self._samples_shown = 0
         self._alerts_shown = 0
         self._hf_mtime = 0.0
@@ -94,9 +103,11 @@ class LiveScreen(Screen[None]):
     def _loaded(self, state: LiveState, tail: Any) -> None:
         self.state = state
         self.tail = tail
+        self._drawn_key = None  # a freshly read state is drawn at once
         self._update_views()
-        interval = self.interval if self.interval is not None else getattr(self.app, "follow_interval", 1.0)
-        self.set_interval(interval, self.poll)
+        if self._poll_timer is None:  # an HF run re-read after its trainer_state.json changed keeps its timer
+            interval = self.interval if self.interval is not None else getattr(self.app, "follow_interval", 1.0)
+            self._poll_timer = self.set_interval(interval, self.poll)
 
     # -- following -----------------------------------------------------------------------------
     def poll(self) -> None:
@@ -120,9 +131,7 @@ class LiveScreen(Screen[None]):
         state = self.state
         if state is None:
             return
-        if state.version != self._drawn_version:
-            self._draw_plot()
-            self._drawn_version = state.version
+        self._maybe_draw_plot()
         self._update_stats()
         samples = self.query_one("#live-samples", RichLog)
         width = samples.scrollable_content_region.width or None  # wrap to the panel, not scroll sideways
@@ -151,15 +160,63 @@ class LiveScreen(Screen[None]):
                     severity="error" if sev == "fail" else "warning",
                 )
         self._alerts_shown = len(state.alerts)
-        alerts.border_title = f"alerts ({len(state.alerts)})"
+        title = f"alerts ({len(state.alerts)})"
+        if alerts.border_title != title:
+            alerts.border_title = title
+
+    def _plot_key(self) -> tuple[Any, ...]:
+        """What the plot depends on besides the view: each curve's length, and the run's state."""
+        assert self.state is not None
+        history = self.state.history
+        return (
+            len(history.train),
+            tuple((k, len(s)) for k, s in sorted(history.evals.items())),
+            tuple((k, len(s)) for k, s in sorted(history.metrics.items())),
+            self.state.state,
+        )
+
+    def _maybe_draw_plot(self) -> None:
+        """Rebuild the plot if its curves changed: at once for a new curve or a new run state, otherwise
+        (points appended to the same curves) at most every PLOT_EVERY seconds, with a timer for the rest."""
+        if self.state is None:
+            return
+        key = self._plot_key()
+        drawn = self._drawn_key
+        if key == drawn:
+            return
+        grew_only = drawn is not None and key[3] == drawn[3] and [k for k, _ in key[1]] == [
+            k for k, _ in drawn[1]
+        ] and [k for k, _ in key[2]] == [k for k, _ in drawn[2]]
+        wait = self._drawn_at + PLOT_EVERY - time.monotonic()
+        if grew_only and wait > 0:
+            if self._plot_timer is None:
+                self._plot_timer = self.set_timer(wait, self._deferred_draw)
+            return
+        self._draw_plot()
+
+    def _deferred_draw(self) -> None:
+        self._plot_timer = None
+        if self.state is not None and self._plot_key() != self._drawn_key:
+            self._draw_plot()
 
     def _update_stats(self) -> None:
         if self.state is None:
             return
+        rows = self.state.summary_lines()
+        if not self.following:
+            rows.append(("follow", "paused (p)"))
+        if rows == self._stats_rows:
+            return  # nothing to repaint
+        # a new layout only when the number of rows changed (the panel's width is fixed by the CSS)
+        layout = self._stats_rows is None or len(rows) != len(self._stats_rows)
+        self._stats_rows = rows
         table = Table.grid(padding=(0, 1))
         table.add_column(style="dim", no_wrap=True)
         table.add_column(no_wrap=True, overflow="ellipsis")
-        for label, value in self.state.summary_lines():
+        for label, value in rows:
+            if label == "follow":
+                table.add_row(label, Text(value, style="yellow"))
+                continue
             style = {
                 "live": "bold green",
                 "started": "bold green",
@@ -167,9 +224,7 @@ class LiveScreen(Screen[None]):
                 "finished": "cyan",
             }.get(value, "")
             table.add_row(label, Text(value, style=style if label == "state" else ""))
-        if not self.following:
-            table.add_row("follow", Text("paused (p)", style="yellow"))
-        self.query_one("#live-stats", Static).update(table)
+        self.query_one("#live-stats", Static).update(table, layout=layout)
 
     # -- plot views -------------------------------------------------------------------------------
     def views(self) -> list[str]:
@@ -185,6 +240,10 @@ class LiveScreen(Screen[None]):
     def _draw_plot(self) -> None:
         if self.state is None:
             return
+        if self._plot_timer is not None:
+            self._plot_timer.stop()
+            self._plot_timer = None
+        self._drawn_key, self._drawn_at = self._plot_key(), time.monotonic()
         history = self.state.history
         views = self.views()
         name = views[self.view % len(views)]
@@ -224,4 +283,4 @@ class LiveScreen(Screen[None]):
         self.app.open_screen(screen, self.run)  # type: ignore[attr-defined]
 
     def action_back(self) -> None:
-        self.app.pop_screen()
+        self.app.action_back_or_quit()  # type: ignore[attr-defined]  # the list of runs, built if need be

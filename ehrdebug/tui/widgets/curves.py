@@ -36,6 +36,7 @@ class CurvePlot(PlotextPlot):
         self._built_for: tuple[int, int, int, str] | None = None
         self._cached: Text | None = None
         self._version = 0
+        self.builds = 0  # plots built so far (what following a run must not do on every tick)
 
     def set_curves(self, curves: list[Curve], title: str | None = None, log_y: bool | None = None) -> None:
         self._curves = curves
@@ -62,6 +63,7 @@ class CurvePlot(PlotextPlot):
             self.plt.theme(theme)
             self._cached = Text.from_ansi(self.plt.build())
             self._built_for = key
+            self.builds += 1
         return self._cached
 
     def _draw(self, width: int) -> None:
