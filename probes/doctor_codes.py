@@ -40,13 +40,13 @@ class NotApplicable(UserError):
 
 def code_inputs(run_dir: str | Path | None) -> set[str]:
     """The registry inputs (``batches``, ``predictions``) the run's kept evidence provides."""
-    from ehrdebug.runstore.evidence import evidence_dir
+    from ehrdebug.runstore.evidence import batches_dir, evidence_dir
 
     if run_dir is None:
         return set()
     folder = evidence_dir(run_dir)
     have = set()
-    if (folder / "batches-train" / "index.json").is_file():
+    if (batches_dir(run_dir) / "index.json").is_file():
         have.add("batches")
     if (folder / "predictions-test.jsonl").is_file() or any(
         (Path(run_dir) / "artifacts" / "predictions").glob("*.parquet")
@@ -139,7 +139,7 @@ def _batch_probes(record: RunRecord, model: Any, tokenizer: Any, cfg: EhrDebugCo
 
     saved = load_batches(record.path, "train")
     if saved is None or not saved.batches:
-        reason = "not run: the run kept no training batches (artifacts/evidence/batches-train/)"
+        reason = "not run: the run kept no training batches under artifacts/evidence/"
         status["data.mlm_batch"] = reason
         status.setdefault("data.id_ranges", reason)
         return []

@@ -33,6 +33,11 @@ BATCHES = 4  # the first few batches: enough positions for the masking-rate test
 KINDS = ("binary", "next_visit")
 
 
+def batches_dir(run_dir: str | Path, name: str = "train") -> Path:
+    """Where the kept batches of ``name`` live (``artifacts/evidence/batches-<name>/``)."""
+    return evidence_dir(run_dir) / f"batches-{name}"
+
+
 def evidence_dir(run_dir: str | os.PathLike[str]) -> Path:
     return Path(run_dir) / EVIDENCE
 
@@ -117,7 +122,7 @@ class BatchRecorder:
         limit: int = BATCHES,
         enabled: bool = True,
     ) -> None:
-        self.folder = evidence_dir(run_dir) / f"batches-{name}"
+        self.folder = batches_dir(run_dir, name)
         self.limit = limit if enabled else 0
         self.index: dict[str, Any] = {
             "format": FORMAT,
@@ -191,7 +196,7 @@ class SavedBatches:
 
 def load_batches(run_dir: str | os.PathLike[str], name: str = "train") -> SavedBatches | None:
     """The batches a run kept under ``name``; None when it kept none; a UserError when they are unreadable."""
-    folder = evidence_dir(run_dir) / f"batches-{name}"
+    folder = batches_dir(run_dir, name)
     if not (folder / "index.json").is_file():
         return None
     from safetensors.torch import load_file
