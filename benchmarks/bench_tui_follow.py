@@ -86,7 +86,9 @@ def main() -> None:
                     f"(tail offset {live.tail.offset:,} of {events.stat().st_size:,} bytes)"
                 )
                 plot = live.query_one("#live-plot")
-                print(f"plot builds: {plot.builds}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+                print(
+                    f"plot builds: {plot.builds}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+                )
 
         asyncio.run(run())
 

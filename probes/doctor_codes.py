@@ -1,7 +1,9 @@
 """The doctor's code-model probes, run on the evidence a run directory holds (the run directory is the contract).
 
-``data.mlm_batch`` and ``data.id_ranges`` read the batches training kept (``ehrdebug.runstore.evidence``:
-the first batches the collator returned, with the tokenizer's structural ids and the collator's settings);
+``data.mlm_batch``, ``data.causal_labels`` (token-level non-MLM batches with an attention mask),
+``model.pooling`` (one label per row, with the loaded classifier) and ``data.id_ranges`` read the batches
+training kept (``ehrdebug.runstore.evidence``: the first batches the collator returned, with the tokenizer's
+structural ids and the collator's settings);
 ``data.label_leakage`` reads the training records run.json names, minus the codes the run excluded
 (``data.exclude_codes``), against the label the run learns (``label_field``); ``metrics.classifier`` and
 ``metrics.next_visit`` read the per-record test predictions the final test kept (else a MEDS predictions file
@@ -25,6 +27,8 @@ from probes.doctor_run import RunRecord
 
 CODE_PROBES = (
     "data.mlm_batch",
+    "data.causal_labels",
+    "model.pooling",
     "data.id_ranges",
     "data.label_leakage",
     "metrics.classifier",
@@ -82,7 +86,7 @@ def code_findings(
     findings: list[Finding] = []
     model, tokenizer = _model(loaded, status)
     subject = f"run {record.path.name}"
-    steps = ((_batch_probes, CODE_PROBES[:2]), (_leakage, CODE_PROBES[2:3]), (_predictions, CODE_PROBES[3:]))
+    steps = ((_batch_probes, CODE_PROBES[:4]), (_leakage, CODE_PROBES[4:5]), (_predictions, CODE_PROBES[5:]))
     for step, probes in steps:
         try:
             findings += step(record, model, tokenizer, cfg, status, subject)
@@ -140,8 +144,8 @@ def _batch_probes(record: RunRecord, model: Any, tokenizer: Any, cfg: EhrDebugCo
     saved = load_batches(record.path, "train")
     if saved is None or not saved.batches:
         reason = "not run: the run kept no training batches under artifacts/evidence/"
-        status["data.mlm_batch"] = reason
-        status.setdefault("data.id_ranges", reason)
+        for pid in CODE_PROBES[:4]:
+            status.setdefault(pid, reason)
         return []
     where = f"{len(saved.batches)} saved training batches ({saved.folder.relative_to(record.path)})"
     found: list[Finding] = []
@@ -151,6 +155,7 @@ def _batch_probes(record: RunRecord, model: Any, tokenizer: Any, cfg: EhrDebugCo
         status["data.mlm_batch"] = f"ran on {where}"
     else:
         status["data.mlm_batch"] = f"not run: {why_not}"
+    found += _causal_or_pooling(saved, model, tokenizer, status, subject, where, mlm=why_not is None)
     if model is not None:
         from probes.id_ranges import probe_id_ranges
 
@@ -158,6 +163,55 @@ def _batch_probes(record: RunRecord, model: Any, tokenizer: Any, cfg: EhrDebugCo
         status["data.id_ranges"] = f"ran on {where} against {type(model).__name__}'s tables"
     else:
         status.setdefault("data.id_ranges", "not run: no checkpoint to read the embedding table sizes from")
+    return found
+
+
+def _causal_or_pooling(saved: Any, model: Any, tokenizer: Any, status: dict[str, str], subject: str, where: str,
+                       *, mlm: bool) -> list[Finding]:  # fmt: skip
+    """``data.causal_labels`` on token-level non-MLM batches with an attention mask (padding carrying loss;
+    the loss share with the model when loaded); ``model.pooling`` on sequence-level (one label per row) batches
+    with an attention mask and a loaded model (does the head read padding)."""
+    batch = saved.batches[0]
+    ids, labels, mask = batch.get("input_ids"), batch.get("labels"), batch.get("attention_mask")
+    token_level = ids is not None and labels is not None and tuple(labels.shape) == tuple(ids.shape)
+    per_row = ids is not None and labels is not None and labels.ndim == 1 and labels.shape[0] == ids.shape[0]
+    if mlm:
+        status["data.causal_labels"] = "not run: the saved batches are masked-LM batches"
+    elif not token_level or mask is None:
+        status["data.causal_labels"] = (
+            "not run: the saved batches carry no token-level labels with an attention_mask"
+        )
+    if not per_row or mask is None:
+        status["model.pooling"] = (
+            "not run: the saved batches are not classification batches (one label per row)"
+        )
+    elif model is None:
+        status["model.pooling"] = "not run: no checkpoint to score the saved classification batches with"
+    if not mlm and token_level and mask is not None:
+        from probes.causal_batch import PROBE, probe_causal_labels
+
+        facts = saved.tokenizer
+        pad = getattr(tokenizer, "pad_token_id", None) if tokenizer is not None else facts.get("pad_token_id")
+        with_loss = f" with {type(model).__name__}'s loss" if model is not None else ""
+        return _guarded(PROBE, f"ran on {where}{with_loss}", status, probe_causal_labels, saved.batches, tokenizer,
+                        model=model, pad_token_id=pad, subject=subject)  # fmt: skip
+    if per_row and mask is not None and model is not None:
+        from probes.pooling import PROBE, probe_pooling
+
+        ran = f"ran on {where} with {type(model).__name__}"
+        return _guarded(PROBE, ran, status, probe_pooling, model, saved.batches, subject=subject)
+    return []
+
+
+def _guarded(probe: str, ran: str, status: dict[str, str], fn: Callable[..., list[Finding]], *args: Any,
+             **kwargs: Any) -> list[Finding]:  # fmt: skip
+    """A probe on saved evidence that cannot take the other code probes down: its crash becomes the note."""
+    try:
+        found = fn(*args, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - evidence from any run; say why, keep the other probes
+        status[probe] = f"not run: {type(exc).__name__}: {exc}"
+        return []
+    status[probe] = ran
     return found
 
 

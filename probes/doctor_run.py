@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,14 @@ class RunRecord:
         """What the run puts before every input at inference (its training prefix unless it set another)."""
         inference = self.config.get("inference_prefix")
         return str(inference if inference is not None else self.config.get("task_prefix") or "")
+
+    @property
+    def prompt_format(self) -> dict[str, Any] | None:
+        """How the run writes a record's prompt and response at inference (run.json ``prompt_format``: ``prompt``
+        with ``{instruction}``/``{input}`` slots, ``response`` with ``{target}``/``{label}``, the record fields,
+        ``default_instruction``); None when the model reads the record's text as it is."""
+        fmt = self.info.get("prompt_format")
+        return fmt if isinstance(fmt, dict) and isinstance(fmt.get("prompt"), str) else None
 
     @property
     def decoder_writes_prompt(self) -> bool:
@@ -104,14 +113,41 @@ def read_run(path: Path, info: dict[str, Any] | None) -> RunRecord:
     return RunRecord(path=path, info=info, config=config)
 
 
+_SLOT = re.compile(r"\{(instruction|input|target|label)\}")
+
+
+def _fill(template: str, values: dict[str, str]) -> str:
+    """``template`` with its slots filled in one pass (a note that itself contains ``{input}`` stays as it is)."""
+    return _SLOT.sub(lambda m: values.get(m.group(1), m.group(0)), template)
+
+
+def formatted(fmt: dict[str, Any], r: dict[str, Any], text: str, target: str) -> dict[str, Any]:
+    """One record with its prompt (``text``) and response (``target``) written as the run's ``prompt_format`` says."""
+
+    def field_(key: str, default: str) -> str:
+        value = r.get(str(fmt.get(key) or default))
+        return "" if value is None else str(value)
+
+    values = {"instruction": field_("instruction_field", "instruction") or str(fmt.get("default_instruction") or ""),
+              "input": field_("input_field", text), "target": field_("target_field", target),
+              "label": field_("label_field", "label")}  # fmt: skip
+    r = dict(r)
+    r[text] = _fill(fmt["prompt"], values)
+    if isinstance(fmt.get("response"), str):
+        r[target] = _fill(fmt["response"], values)
+    return r
+
+
 def probe_examples(record: RunRecord, records: list[dict[str, Any]], cfg: EhrDebugConfig) -> list[dict[str, Any]]:
-    """Held-out examples as the run's model sees them: its inference prefix before the input, and the whole
-    line as the target when its decoder writes the prompt too."""
+    """Held-out examples as the run's model sees them: written in its prompt format (its template around the
+    instruction and the note), its inference prefix before the input, and the whole line as the target when its
+    decoder writes the prompt too."""
     text, target = cfg.text_field or "prompt", cfg.target_field or "target"
     prefix = record.input_prefix
+    fmt = record.prompt_format
     out = []
     for r in records:
-        r = dict(r)
+        r = formatted(fmt, r, text, target) if fmt is not None else dict(r)
         for key in (text, "input", "prompt"):
             if prefix and isinstance(r.get(key), str):
                 r[key] = prefix + r[key]

@@ -88,7 +88,8 @@ def encode_causal(tokenizer: Any, prompt: str, target: str) -> tuple[list[int], 
     eos = tokenizer.eos_token_id
     if p_ids and eos is not None and p_ids[-1] == eos and len(p_ids) > 1:
         p_ids = p_ids[:-1]
-    full = list(tokenizer(f"{prompt} {target}")["input_ids"])
+    sep = "" if prompt[-1:].isspace() or target[:1].isspace() else " "  # a templated prompt ends on its newline
+    full = list(tokenizer(f"{prompt}{sep}{target}")["input_ids"])
     if full[: len(p_ids)] == p_ids and len(full) > len(p_ids):
         return p_ids, full[len(p_ids) :]
     return p_ids, list(tokenizer(target, add_special_tokens=False)["input_ids"])

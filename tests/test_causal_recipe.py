@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 
 from ehrdebug.errors import UserError
@@ -130,3 +132,24 @@ def test_shipped_large_config_is_seed_003_setup() -> None:
         "paged_adamw_32bit",
     )
     assert c["mask_prompt"] and not c["drop_last"]
+
+
+def test_recorded_prompt_format_writes_the_runs_own_prompts(tokenizer) -> None:
+    """What run.json's ``prompt_format`` lets the doctor write equals what the run writes (Alpaca and chat)."""
+    from probes.doctor_run import formatted
+    from recipes.train.causal_coding import TASK_OBJECT
+    from recipes.train.causal_data import prompt_text, response_text
+
+    # slots quoted inside a note stay text
+    record = {**RECORD, "input": "Dyspnea; the note quotes {input} and {target}."}
+    chat = "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}<|assistant|>"
+    for overrides in ((), ("template=chat", "system_prompt=Be brief.")):
+        config = _config(*overrides)
+        tok = tokenizer
+        if overrides:
+            tok = copy.deepcopy(tokenizer)
+            tok.chat_template = chat
+        got = formatted(TASK_OBJECT.prompt_format(config, tok), record, "input", "output")
+        assert got["input"] == prompt_text(tok, record, config)
+        assert got["output"] == response_text(record, config) == "<code> 13645005</code>"
+    assert "### Instruction:" not in got["input"] and "<|system|>Be brief." in got["input"]

@@ -7,7 +7,10 @@ import time
 
 import pytest
 
-SEED_000_PROBES = {"tokenizer.structural", "model.new_embeddings", "generation.degeneration", "tokenizer.codes"}
+# The doctor generates with the run's own decoding (sampling at temperature 1.3, the decoder writing the prompt):
+# so judged, the broken run's outputs neither loop nor end on BART's EOS in >= 20% of generations (5/32 did), and
+# seed 000's generation failure shows as invalid structure (tf_vs_sampling) instead of degeneration.
+SEED_000_PROBES = {"tokenizer.structural", "model.new_embeddings", "generation.tf_vs_sampling", "tokenizer.codes"}
 
 
 def test_demo_cli_refuses_a_used_directory(tmp_path):
@@ -46,7 +49,8 @@ def test_demo_seed_000_before_and_after(tmp_path):
     fired = {f["probe"] for f in summary["findings_before"]}
     assert SEED_000_PROBES <= fired, fired
     applied = {r["id"] for r in summary["fixes"]}
-    assert {"register-structural-tokens", "block-pretrained-eos", "add-code-tokens"} <= applied
+    assert {"register-structural-tokens", "add-code-tokens"} <= applied
+    assert summary["findings_after"] == [], summary["findings_after"]  # issue 10: the fixed run is healthy
     assert applied & {"init-new-embeddings-mean", "init-new-embeddings-description"}
     after, before = summary["after"], summary["before"]
     assert after["structural_validity"] >= 0.9, after

@@ -181,16 +181,31 @@ def test_a_run_without_80_10_10_is_judged_against_bert_not_its_own_shares(tmp_pa
 def test_causal_batches_are_not_judged_as_masked_lm(tmp_path: Path) -> None:
     import torch
 
+    from ehrdebug.findings import Severity
     from ehrdebug.runstore.evidence import save_batches
     from probes.doctor_codes import NotApplicable, code_findings
 
     ids = torch.randint(10, 50, (2, 12))
-    save_batches(
-        tmp_path, "train", [{"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids.clone()}]
-    )
+    mask = torch.ones_like(ids)
+    ids[1, 8:], mask[1, 8:] = 0, 0  # right padding whose labels are the pad ids themselves: padding carries loss
+    save_batches(tmp_path, "train", [{"input_ids": ids, "attention_mask": mask, "labels": ids.clone()}])
     notes: list[str] = []
-    with pytest.raises(NotApplicable, match="causal or seq2seq"):
-        code_findings(_record(tmp_path), None, notes=notes)
+    found = code_findings(_record(tmp_path), None, notes=notes)
+    probes = {f.probe for f in found}
+    assert "data.causal_labels" in probes and "data.mlm_batch" not in probes
+    causal = [f for f in found if f.probe == "data.causal_labels"]
+    assert max(f.severity for f in causal) >= Severity.WARN  # 4 of 22 targets are padding
+    assert any("data.mlm_batch: not run" in n and "causal or seq2seq" in n for n in notes)
+    assert any(n.startswith("code probes: data.causal_labels: ran on") for n in notes)
+
+    clean = tmp_path / "clean"
+    labels = ids.clone()
+    labels[mask == 0] = -100
+    save_batches(clean, "train", [{"input_ids": ids, "attention_mask": mask, "labels": labels}])
+    ok = [f for f in code_findings(_record(clean), None) if f.probe == "data.causal_labels"]
+    assert ok and all(f.severity < Severity.WARN for f in ok)
+    with pytest.raises(NotApplicable):
+        code_findings(_record(tmp_path / "none"), None)
 
 
 def test_leakage_reads_the_runs_training_records_minus_its_excluded_codes(tmp_path: Path) -> None:
@@ -380,6 +395,10 @@ def test_doctor_judges_a_fine_tuned_mortality_run_from_its_test_predictions(
     notes = _notes(report)
     assert any("BehrtForSequenceClassification is an encoder" in n for n in notes)
     assert any(n.startswith("code probes: data.id_ranges: ran on 4 saved training batches") for n in notes)
+    pooling = _by_probe(report, "model.pooling")  # BEHRT's head reads [CLS]: padding changes nothing
+    assert pooling and all(f["severity"] == "ok" for f in pooling), pooling
+    assert any(n.startswith("code probes: model.pooling: ran on 4 saved training batches") for n in notes)
+    assert any(n.startswith("code probes: data.causal_labels: not run") for n in notes)
     assert any(
         n.startswith("code probes: data.mlm_batch: not run: the saved batches carry no token-level labels")
         for n in notes

@@ -34,7 +34,9 @@ async def test_follow_rebuilds_the_plot_only_for_new_points_and_throttled(
     events = run / "events.jsonl"
     app = EhrDebugApp(run, follow_interval=0.05)
     async with app.run_test(size=(100, 30)) as pilot:
-        await _until(pilot, lambda: type(app.screen).__name__ == "LiveScreen" and app.screen.state is not None)
+        await _until(
+            pilot, lambda: type(app.screen).__name__ == "LiveScreen" and app.screen.state is not None
+        )
         live = app.screen
         plot = live.query_one("#live-plot")
         await _until(pilot, lambda: plot.builds >= 1 and plot._built_for[2] == plot._version)
@@ -58,7 +60,9 @@ async def test_follow_rebuilds_the_plot_only_for_new_points_and_throttled(
         assert 1 <= plot.builds - builds <= 5
 
         # the newest points are drawn within PLOT_EVERY even when nothing more arrives
-        await _until(pilot, lambda: plot.curves[0].steps[-1] == step and plot._built_for[2] == plot._version, 5)
+        await _until(
+            pilot, lambda: plot.curves[0].steps[-1] == step and plot._built_for[2] == plot._version, 5
+        )
         assert live.query_one("#live-plot").curves[0].steps[-1] == step
 
         # a finished run is drawn at once, whatever the throttle says

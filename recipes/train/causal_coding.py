@@ -286,6 +286,24 @@ class CausalCoding(Task):
             return coverage_findings(config, len(data.train))
         return loss_accuracy_findings(history)
 
+    def prompt_format(self, config: dict[str, Any], tokenizer: Any) -> dict[str, Any] | None:
+        """The prompt as ``prompt_text`` writes it, with ``{instruction}``/``{input}`` slots, and the response
+        as ``response_text`` writes it around the record's ``output`` (``{target}``: exact for one code, or a
+        list already written with ``output.separator``)."""
+        from recipes.train.causal_data import format_answer, prompt_text
+
+        slots = {"instruction": "{instruction}", "input": "{input}"}
+        if config["template"] == "chat":
+            prompt = prompt_text(tokenizer, slots, config)
+        else:
+            prompt = config["alpaca_template"].format(**slots)
+        output = config["output"]
+        answer = format_answer(["{target}"], {**output, "format": "single"})
+        response = config["response_template"].format(answer=answer, label="{label}")
+        return {"prompt": prompt, "response": response, "instruction_field": "instruction", "input_field": "input",
+                "target_field": "output", "label_field": "label",
+                "default_instruction": str(config["default_instruction"])}  # fmt: skip
+
     def probe_config(self, config: dict[str, Any]) -> Any:
         from ehrdebug.config import EhrDebugConfig
 

@@ -95,7 +95,8 @@ def run_training(config: dict[str, Any], out_dir: str | Path | None = None, prob
         data=task.data_files(config), resume=checkpoint is not None or bool(config["resume"]),
         rank=accelerator.process_index,
         extra={"recipe": config["recipe"], "tokens": info, "device": str(device), "amp": accelerator.mixed_precision,
-               "processes": accelerator.num_processes, "parameters": info["parameters"], "fixes": config.get("fixes") or []},
+               "processes": accelerator.num_processes, "parameters": info["parameters"], "fixes": config.get("fixes") or [],
+               "prompt_format": task.prompt_format(config, tokenizer)},
     )  # fmt: skip
     task_findings = getattr(task, "findings", None)  # (config, data, history, metrics|None) -> findings
     if accelerator.is_main_process:

@@ -107,6 +107,13 @@ class Task:
         suite does not apply to this task (the doctor runs the probes that do)."""
         return None
 
+    def prompt_format(self, config: dict[str, Any], tokenizer: Any) -> dict[str, Any] | None:
+        """How the task turns a record into its prompt and response at inference, for run.json
+        (``prompt_format``: ``prompt`` with ``{instruction}``/``{input}`` slots, ``response`` with ``{target}``,
+        the record fields and ``default_instruction``), so the doctor's generation probes see what the model
+        saw; None when the model reads the record's text as it is."""
+        return None
+
     def modules_to_save(self, model: Any) -> list[str]:
         """Modules LoRA must train in full and save (new heads, custom embeddings)."""
         return []

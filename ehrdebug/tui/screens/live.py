@@ -106,7 +106,9 @@ class LiveScreen(Screen[None]):
         self._drawn_key = None  # a freshly read state is drawn at once
         self._update_views()
         if self._poll_timer is None:  # an HF run re-read after its trainer_state.json changed keeps its timer
-            interval = self.interval if self.interval is not None else getattr(self.app, "follow_interval", 1.0)
+            interval = (
+                self.interval if self.interval is not None else getattr(self.app, "follow_interval", 1.0)
+            )
             self._poll_timer = self.set_interval(interval, self.poll)
 
     # -- following -----------------------------------------------------------------------------
@@ -184,9 +186,12 @@ class LiveScreen(Screen[None]):
         drawn = self._drawn_key
         if key == drawn:
             return
-        grew_only = drawn is not None and key[3] == drawn[3] and [k for k, _ in key[1]] == [
-            k for k, _ in drawn[1]
-        ] and [k for k, _ in key[2]] == [k for k, _ in drawn[2]]
+        grew_only = (
+            drawn is not None
+            and key[3] == drawn[3]
+            and [k for k, _ in key[1]] == [k for k, _ in drawn[1]]
+            and [k for k, _ in key[2]] == [k for k, _ in drawn[2]]
+        )
         wait = self._drawn_at + PLOT_EVERY - time.monotonic()
         if grew_only and wait > 0:
             if self._plot_timer is None:
