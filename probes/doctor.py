@@ -275,10 +275,27 @@ class _Doctor:
 
         if not self.record.config or not self.records:
             return []
-        loaded = self.model()
+        loaded = self.model() or self.base_model()
         if loaded is None or loaded[1] is None or not getattr(loaded[0].config, "is_encoder_decoder", False):
             return []
         return collator_findings(self.record, loaded[0], loaded[1], self.records, self.cfg)
+
+    def base_model(self) -> tuple[Any, Any] | None:
+        """A run that died before its first checkpoint (seed 002's collator crash): the base it started from,
+        with the special tokens it registered, so its batches can still be rebuilt and judged."""
+        from ehrdebug.data.sample import resolve_data_path
+        from ehrdebug.loading import load_model
+
+        base = self.record.config.get("base")
+        if not isinstance(base, str) or not resolve_data_path(base).is_dir():
+            return None
+        model, tokenizer = load_model(resolve_data_path(base), allow_pickle=self.allow_pickle)
+        if tokenizer is not None and self.record.config.get("register_special_tokens"):
+            tokens = [t for t in self.record.config.get("special_tokens") or [] if isinstance(t, str)]
+            if tokens and tokenizer.add_tokens(tokens, special_tokens=True):
+                model.resize_token_embeddings(len(tokenizer))
+        self.target.notes.append(f"data.collator: no checkpoint; batches rebuilt on the run's base {base}")
+        return model, tokenizer
 
     def model(self) -> tuple[Any, Any] | None:
         """The checkpoint's (model, tokenizer), loaded once for every suite that needs it."""

@@ -57,5 +57,5 @@ def test_doctor_validity_agrees_with_the_runs_own_measure_when_the_decoder_write
     own, _ = measure(zoo.run_dir, 32)  # the demo's own figure: the recipe's evaluation on held-out prompts
     p1, n1 = tf.evidence["structurally_valid"], tf.evidence["n"]
     p2, n2 = own["structural_validity"], own["n_held_out"]
-    spread = 1.96 * math.sqrt(max(p1 * (1 - p1), 0.02) / n1 + max(p2 * (1 - p2), 0.02) / n2)
+    spread = 3.29 * math.sqrt(max(p1 * (1 - p1), 0.02) / n1 + max(p2 * (1 - p2), 0.02) / n2)  # 99.9%: two samples of 32, not a 1-in-20 flake
     assert abs(p1 - p2) <= spread, (p1, p2, spread)
