@@ -42,6 +42,10 @@ MISSING = {"curves": "no training history (a bare checkpoint without trainer_sta
            "codes": "no code-model evidence (saved batches, test predictions) and no labelled training data"}
 
 
+class UnloadableModel(UserError):
+    """The path's checkpoint exists but cannot be loaded: the doctor stops with the reason (exit 2)."""
+
+
 @dataclass
 class Target:
     """What a path holds: a run (curves), a model directory and a tokenizer directory, each optional."""
@@ -155,6 +159,8 @@ class _Doctor:
         start = time.perf_counter()
         try:
             found = fn()
+        except UnloadableModel:
+            raise  # the CI gate must not pass on a checkpoint it could not read (exit 2)
         except UserError as exc:
             self.skip(name, str(exc))
             return
@@ -302,8 +308,16 @@ class _Doctor:
         from ehrdebug.loading import load_model
 
         if self.loaded is None and self.target.model_dir is not None and self.model_fits():
-            self.loaded = load_model(self.target.model_dir, self.target.tokenizer_dir, allow_pickle=self.allow_pickle,
-                                     base=self.base)
+            try:
+                self.loaded = load_model(self.target.model_dir, self.target.tokenizer_dir,
+                                         allow_pickle=self.allow_pickle, base=self.base)
+            except Exception as exc:  # corrupt/empty weights, unknown model_type, pickle-only, an adapter's missing base
+                why = str(exc) if isinstance(exc, UserError) else (
+                    f"cannot load the model in {self.target.model_dir}: {type(exc).__name__}: "
+                    f"{str(exc).splitlines()[0] if str(exc) else ''}"[:300])
+                # a checkpoint given to the doctor is an input error (a CI gate must not pass on it); the latest
+                # checkpoint of a run only costs the model suites, which say why, beside the run's curves
+                raise (UnloadableModel if self.target.kind == "checkpoint" else UserError)(why) from None
         return self.loaded
 
     def model_fits(self) -> bool:

@@ -210,11 +210,10 @@ def test_checkpoint_of_a_run_sees_the_curves_up_to_its_step(tmp_path: Path, caps
     _log_fixture(run, "overfit_early_best")
     early = run / "checkpoints" / "step-24"
     early.mkdir(parents=True)
-    (early / "config.json").write_text('{"model_type": "gpt2"}')  # no weights: the model suite says why it skipped
-    code, report = doctor_json([str(early)], capsys)
-    assert code == 0 and report["meta"]["kind"] == "checkpoint"
-    assert report["meta"]["suites"]["model"]["ran"] is False and "cannot load" in report["meta"]["suites"]["model"]["reason"]
-    assert (run / "artifacts" / "doctor-step-24" / "report.json").is_file()
+    (early / "config.json").write_text('{"model_type": "gpt2"}')  # no weights: an input error, not a passing gate
+    assert main(["doctor", str(early), "--format", "json"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot load" in err[0], err
     code, report = doctor_json([str(run)], capsys)  # the whole run overfits after step 24
     assert code == 1 and report["findings"][0]["probe"] in ("curves.overfitting", "curves.memorization")
 

@@ -36,14 +36,13 @@ def test_pickle_only_weights_are_refused_unless_allowed(tmp_path: Path) -> None:
     assert type(model).__name__ == "GPT2LMHeadModel"
 
 
-def test_doctor_skips_a_pickled_checkpoint_with_the_reason_and_loads_it_with_allow_pickle(
+def test_doctor_refuses_a_pickled_checkpoint_with_the_reason_and_loads_it_with_allow_pickle(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ckpt = tiny_gpt2(tmp_path / "old", safe=False)
-    assert main(["doctor", str(ckpt), "--format", "json"]) == 0
-    report = json.loads(capsys.readouterr().out)
-    assert report["meta"]["suites"]["model"]["ran"] is False
-    assert "--allow-pickle" in report["meta"]["suites"]["model"]["reason"]
+    assert main(["doctor", str(ckpt), "--format", "json"]) == 2  # refused, in one line that says why
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "pickle" in err[0] and "--allow-pickle" in err[0], err
     assert main(["doctor", str(ckpt), "--format", "json", "--allow-pickle"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["meta"]["suites"]["model"]["ran"] is True
