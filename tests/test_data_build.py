@@ -141,7 +141,7 @@ def test_sample_dir_override_and_errors(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv("EHRDEBUG_SAMPLE_DATA", str(tmp_path))
     assert sample_data_dir() == tmp_path
     assert load_task("codes", "test") == [{"patient_id": 1, "codes": ["486"]}]
-    with pytest.raises(UserError, match="sample data not found"):
+    with pytest.raises(UserError, match="records not found"):
         load_task("codes", "train")
     with pytest.raises(UserError, match="unknown task"):
         load_task("mimic3", "train")

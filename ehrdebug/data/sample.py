@@ -63,8 +63,14 @@ def task_path(task: str, split: str, root: str | os.PathLike[str] | None = None)
 def load_task(task: str, split: str, root: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
     """Records of ``<root>/<task>/<split>.jsonl`` (root defaults to ``sample_data_dir()``)."""
     path = task_path(task, split, root) / task / f"{split}.jsonl"
+    return read_jsonl(path, missing="regenerate it with: python -m ehrdebug.data.ship")
+
+
+def read_jsonl(path: str | os.PathLike[str], missing: str = "") -> list[dict[str, Any]]:
+    """The records of one JSON Lines split file; a missing file or a bad line is one UserError line."""
+    path = Path(path)
     if not path.is_file():
-        raise UserError(f"sample data not found: {path} (regenerate it with: python -m ehrdebug.data.ship)")
+        raise UserError(f"records not found: {path}" + (f" ({missing})" if missing else ""))
     records = []
     with path.open(encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
@@ -72,7 +78,7 @@ def load_task(task: str, split: str, root: str | os.PathLike[str] | None = None)
                 try:
                     records.append(json.loads(line))
                 except json.JSONDecodeError as exc:
-                    raise UserError(f"{path}:{lineno}: not valid JSON Lines: {exc.msg}") from exc
+                    raise UserError(f"{path}:{lineno}: not valid JSON Lines: {exc.msg}") from None
     return records
 
 

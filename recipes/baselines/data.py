@@ -8,7 +8,6 @@ built from the training split only (vocabulary, scalers), so validation and test
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,18 +26,9 @@ def data_root(config: dict[str, Any]) -> Path:
 
 
 def read_split(root: Path, split: str) -> list[dict[str, Any]]:
-    path = root / f"{split}.jsonl"
-    if not path.is_file():
-        raise UserError(f"codes records not found: {path} (data.root holds {{train,validation,test}}.jsonl)")
-    records = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if line.strip():
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise UserError(f"{path}:{lineno}: not valid JSON Lines: {exc.msg}") from None
-    return records
+    from ehrdebug.data.sample import read_jsonl
+
+    return read_jsonl(root / f"{split}.jsonl", missing="data.root holds {train,validation,test}.jsonl")
 
 
 @dataclass

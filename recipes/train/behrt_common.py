@@ -73,21 +73,10 @@ class BehrtTask(Task):
         return resolve_data_path(config["data"]["codes_dir"])
 
     def records(self, config: dict[str, Any], split: str) -> list[dict[str, Any]]:
-        import json
+        from ehrdebug.data.sample import read_jsonl
 
-        from ehrdebug.errors import UserError
-
-        path = self.codes_dir(config) / f"{split}.jsonl"
-        if not path.is_file():
-            raise UserError(f"codes records not found: {path} (data.codes_dir holds {{train,validation,test}}.jsonl)")
-        records = []
-        with path.open(encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if line.strip():
-                    try:
-                        records.append(json.loads(line))
-                    except json.JSONDecodeError as exc:
-                        raise UserError(f"{path}:{lineno}: not valid JSON Lines: {exc.msg}") from None
+        records = read_jsonl(self.codes_dir(config) / f"{split}.jsonl",
+                             missing="data.codes_dir holds {train,validation,test}.jsonl")
         limit = config["data"]["max_train"] if split == "train" else None
         return self.usable(drop_codes(records[:limit] if limit else records, config["data"]["exclude_codes"]), config)
 
