@@ -37,9 +37,14 @@ def test_markdown_report_shapes():
 
 
 @pytest.mark.slow
-def test_demo_seed_000_before_and_after(tmp_path):
-    """The acceptance of issue 5: broken run diagnosed, fixed via --auto, >=90% valid after, <5 minutes."""
+def test_demo_seed_000_before_and_after(tmp_path, monkeypatch):
+    """The acceptance of issue 5: broken run diagnosed, fixed via --auto, >=90% valid after, <5 minutes;
+    run from a folder outside the checkout (issue 10: shipped data is found from the install)."""
     from ehrdebug.cli.app import main
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
 
     out = tmp_path / "demo"
     start = time.time()

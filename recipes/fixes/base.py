@@ -118,6 +118,7 @@ class Fix:
 
 # -- targets ------------------------------------------------------------------------------------
 
+
 def is_checkpoint_dir(path: Path) -> bool:
     return path.is_dir() and (path / "config.json").is_file()
 
@@ -141,7 +142,9 @@ def resolve_target(path: str | os.PathLike[str]) -> Target:
     ckpt = _latest_checkpoint(p)
     if ckpt is not None:
         return Target(path=p, kind=CHECKPOINT, checkpoint=ckpt)
-    raise UserError(f"{p} is not a training config, a run directory (run.json) or a model checkpoint (config.json)")
+    raise UserError(
+        f"{p} is not a training config, a run directory (run.json) or a model checkpoint (config.json)"
+    )
 
 
 def _latest_checkpoint(run_dir: Path) -> Path | None:
@@ -153,7 +156,7 @@ def _latest_checkpoint(run_dir: Path) -> Path | None:
         for child in parent.iterdir():
             if child.name.startswith(prefix) and is_checkpoint_dir(child):
                 try:
-                    candidates.append((int(child.name[len(prefix):]), child))
+                    candidates.append((int(child.name[len(prefix) :]), child))
                 except ValueError:
                     continue
     if candidates:
@@ -249,3 +252,18 @@ def set_key(cfg: dict[str, Any], dotted: str, value: Any, changes: list[Change],
         return
     node[parts[-1]] = value
     changes.append(Change(dotted, before, value, note))
+
+
+def setting(key: str, value: Any, note: str, when: Callable[[Any], bool] | None = None) -> ConfigFn:
+    """The most common config fix: set one key (only ``when`` its current value, or ``MISSING``, passes)."""
+
+    def apply(cfg: dict[str, Any], target: Target) -> list[Change]:
+        changes: list[Change] = []
+        if when is None or when(get_key(cfg, key, MISSING)):
+            set_key(cfg, key, value, changes, note)
+        return changes
+
+    return apply
+
+
+MISSING = _MISSING  # what ``setting``'s ``when`` sees for a key the config does not have

@@ -9,53 +9,34 @@ from __future__ import annotations
 
 from typing import Any
 
-from recipes.fixes.base import Change, Fix, Target, get_key, set_key
+from recipes.fixes.base import MISSING, Change, Fix, Target, get_key, set_key, setting
 
 DEFAULT_PATIENCE = 2
 DEFAULT_PREFIX = "medical diagnosis: "
-
-
-def _early_config(cfg: dict[str, Any], target: Target) -> list[Change]:
-    changes: list[Change] = []
-    if get_key(cfg, "early_stopping.patience") in (None, 0, False):
-        set_key(cfg, "early_stopping.patience", DEFAULT_PATIENCE, changes,
-                "stop when validation loss has not improved for this many evaluations; keep the best checkpoint")
-    return changes
 
 
 EARLY_STOPPING = Fix(
     id="early-stopping",
     answers=("curves.overfitting", "curves.memorization"),
     summary="stop at the validation best (early stopping with patience) and keep that checkpoint",
-    on_config=_early_config,
+    on_config=setting(
+        "early_stopping.patience",
+        DEFAULT_PATIENCE,
+        "stop when validation loss has not improved for this many evaluations; keep the best checkpoint",
+        when=lambda value: value in (MISSING, None, 0, False),
+    ),  # fmt: skip
 )
-
-
-def _strings_config(cfg: dict[str, Any], target: Target) -> list[Change]:
-    changes: list[Change] = []
-    set_key(cfg, "drop_string_columns", True, changes, "only tensor columns reach the collator")
-    return changes
-
-
 REMOVE_STRING_COLUMNS = Fix(
     id="remove-string-columns",
     answers=("data.collator", "collator.string_columns"),
     summary="remove non-tensor (string) columns before the collator sees the dataset",
-    on_config=_strings_config,
+    on_config=setting("drop_string_columns", True, "only tensor columns reach the collator"),
 )
-
-
-def _labels_config(cfg: dict[str, Any], target: Target) -> list[Change]:
-    changes: list[Change] = []
-    set_key(cfg, "label_pad", -100, changes, "padding positions carry no loss")
-    return changes
-
-
 MASK_LABEL_PADDING = Fix(
     id="mask-label-padding",
     answers=("data.label_padding", "collator.label_padding", "generation.all_pad"),
     summary="replace pad ids in labels with -100 so padding carries no loss",
-    on_config=_labels_config,
+    on_config=setting("label_pad", -100, "padding positions carry no loss"),
 )
 
 
@@ -75,22 +56,42 @@ ADD_TASK_PREFIX = Fix(
     on_config=_prefix_config,
 )
 
+
 def _longer_config(cfg: dict[str, Any], target: Target) -> list[Change]:
     """Lift a step cap when one stopped the run; otherwise twice the epochs. Early stopping stays in charge."""
     changes: list[Change] = []
     if get_key(cfg, "max_steps"):
-        set_key(cfg, "max_steps", None, changes, "the step cap stopped training before the model read its inputs; run the configured epochs")
+        set_key(
+            cfg,
+            "max_steps",
+            None,
+            changes,
+            "the step cap stopped training before the model read its inputs; run the configured epochs",
+        )
     else:
         epochs = int(get_key(cfg, "epochs") or 1)
-        set_key(cfg, "epochs", epochs * 2, changes, "twice the epochs; early stopping still keeps the validation best")
+        set_key(
+            cfg,
+            "epochs",
+            epochs * 2,
+            changes,
+            "twice the epochs; early stopping still keeps the validation best",
+        )
     if get_key(cfg, "max_minutes"):
-        set_key(cfg, "max_minutes", float(get_key(cfg, "max_minutes")) * 2, changes, "and twice the time budget")
+        set_key(
+            cfg, "max_minutes", float(get_key(cfg, "max_minutes")) * 2, changes, "and twice the time budget"
+        )
     return changes
 
 
 TRAIN_LONGER = Fix(
     id="train-longer",
-    answers=("curves.undertrained", "generation.degeneration", "generation.tf_vs_sampling", "model.special_token_probability"),
+    answers=(
+        "curves.undertrained",
+        "generation.degeneration",
+        "generation.tf_vs_sampling",
+        "model.special_token_probability",
+    ),
     summary="train longer: lift a max_steps cap, else twice the epochs (early stopping keeps the best)",
     on_config=_longer_config,
 )
@@ -103,7 +104,13 @@ def _lower_lr_config(cfg: dict[str, Any], target: Target) -> list[Change]:
     changes: list[Change] = []
     lr = get_key(cfg, "lr")
     if isinstance(lr, (int, float)):
-        set_key(cfg, "lr", float(f"{lr / LR_FACTOR:.3g}"), changes, "a third of the rate that spiked, diverged or collapsed")
+        set_key(
+            cfg,
+            "lr",
+            float(f"{lr / LR_FACTOR:.3g}"),
+            changes,
+            "a third of the rate that spiked, diverged or collapsed",
+        )
     if int(get_key(cfg, "warmup_steps") or 0) < MIN_WARMUP:
         set_key(cfg, "warmup_steps", MIN_WARMUP, changes, "warm up before the full rate")
     if not get_key(cfg, "max_grad_norm"):
@@ -118,4 +125,11 @@ LOWER_LEARNING_RATE = Fix(
     on_config=_lower_lr_config,
 )
 
-FIXES = (EARLY_STOPPING, REMOVE_STRING_COLUMNS, MASK_LABEL_PADDING, ADD_TASK_PREFIX, TRAIN_LONGER, LOWER_LEARNING_RATE)
+FIXES = (
+    EARLY_STOPPING,
+    REMOVE_STRING_COLUMNS,
+    MASK_LABEL_PADDING,
+    ADD_TASK_PREFIX,
+    TRAIN_LONGER,
+    LOWER_LEARNING_RATE,
+)
