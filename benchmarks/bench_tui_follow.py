@@ -42,6 +42,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     args = parser.parse_args()
     from ehrdebug.tui.app import EhrDebugApp
+
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # test scaffolding lives there
     from tui_simulate import write_big_log
 

@@ -18,19 +18,22 @@ from pathlib import Path
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--keep", default="", help="write the run here once and reuse it on later calls")
     args = parser.parse_args()
     from ehrdebug.runstore import open_run
     from ehrdebug.tui.model import LiveState, downsample
+
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # test scaffolding lives there
     from tui_simulate import write_big_log
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "big-run"
+        path = Path(args.keep) if args.keep else Path(tmp) / "big-run"
         # (the log is written in bulk with the run store's own encoder; see tests/tui_simulate.py)
         t = time.perf_counter()
-        write_big_log(path, args.lines)
+        if not (path / "events.jsonl").is_file():
+            write_big_log(path, args.lines)
         size = (path / "events.jsonl").stat().st_size
-        print(f"wrote {args.lines:,} lines ({size / 1e6:.0f} MB) in {time.perf_counter() - t:.1f}s")
+        print(f"log of {args.lines:,} lines ({size / 1e6:.0f} MB) ready in {time.perf_counter() - t:.1f}s")
 
         t, c = time.perf_counter(), time.process_time()
         state = LiveState.from_run(open_run(path))
@@ -40,14 +43,15 @@ def main() -> None:
         )
 
         t = time.perf_counter()
-        xs, ys = downsample(state.history.train.steps, state.history.train.values, 150)
+        xs, ys = downsample(*state.history.train.arrays(), 150)  # what the plot widget does
         print(f"downsample to {len(xs)} points: {time.perf_counter() - t:.2f}s")
 
         from ehrdebug.tui.app import EhrDebugApp
 
         async def run_app() -> tuple[float, float]:
-            app = EhrDebugApp(path)
+            # timed from the app's creation: it starts reading the log then (tui/preload.py)
             start, cpu = time.perf_counter(), time.process_time()
+            app = EhrDebugApp(path)
             async with app.run_test(size=(120, 40)) as pilot:
                 while type(app.screen).__name__ != "LiveScreen" or app.screen.state is None:
                     await pilot.pause(0.01)

@@ -32,6 +32,8 @@ FIX: dict[str, str] = {
     "grow-embedding-tables": "Size each embedding table (ages, visits, positions, bins, codes) to cover the largest id the data holds.",
     "drop-outcome-codes": "Remove the codes that record the outcome (e.g. a death code) from the model's input.",
     "increase-learning-rate": "Raise a learning rate too low to move the model, in tenfold steps up to the recipe's own default.",
+    "cut-at-prediction-time": "Build each input from events at or before its prediction time only (MEDS label files give it).",
+    "init-head-to-code-prior": "Start the next-visit head's bias at each code's training log-odds so the model learns the residual, not popularity.",
     # causal-LM coding (seed 003): recipes/fixes/causal.py
     "strict-output-format": "Train and post-process to the exact output format the metric checks (one code per answer, no extra text).",
     "check-drop-last": "Turn drop_last off (and review gradient accumulation) so every sample is used each epoch.",
@@ -51,7 +53,6 @@ ADVICE: dict[str, str] = {
     "add-validation-set": "Add a validation set so overfitting and early stopping can be judged.",
     "use-fast-tokenizer": "Use a tokenizer that round-trips the data (normalisation changes the text).",
     "tie-or-resize-lm-head": "Resize/tie lm_head together with the input embeddings after adding tokens.",
-    "cut-at-prediction-time": "Build each input from events at or before its prediction time only (MEDS label files give it).",
     "weight-rare-codes": "Weight positives in the next-visit loss (pos_weight) or use a focal loss so rare codes are not drowned by frequent ones.",
     "lower-code-min-frequency": "Rebuild the code vocabulary (ehrdebug.codetok) on the training data with a lower min_frequency so the codes the model meets are not [UNK].",
 }

@@ -45,6 +45,9 @@ _ARG_KEYS = {
 }
 
 
+MAX_EPOCHS = 1_000_000  # far beyond any real run; keeps the step arithmetic finite
+
+
 @dataclass
 class TrainingPlan:
     """The few TrainingArguments that decide coverage; defaults are HF TrainingArguments' defaults."""
@@ -62,6 +65,8 @@ class TrainingPlan:
                 raise UserError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if self.max_steps <= 0 and self.epochs <= 0:
             raise UserError(f"epochs must be positive when max_steps is not set, got {self.epochs}")
+        if self.epochs > MAX_EPOCHS:  # epochs x steps would overflow to inf (issue 15: one line, not exit 3)
+            raise UserError(f"epochs must be at most {MAX_EPOCHS:,}, got {self.epochs:.7g}")
 
 
 def plan_from_mapping(data: dict[str, Any], base: TrainingPlan | None = None) -> TrainingPlan:

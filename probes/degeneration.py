@@ -50,11 +50,13 @@ def degeneration(
     ended: list[bool] | None = None,
     stopped_on_foreign_eos: list[bool] | None = None,
     echo_recipes: list[str] | None = None,
+    check_echo: bool = True,
 ) -> list[Finding]:
     """Detect constant, echoed, empty/all-PAD, looping and never-ending outputs.
 
     ``echo_recipes`` defaults to add-task-prefix (T5, seed 002); pass ``[]`` for models where an echo
-    has another cause (a copy-pretrained BART whose new tokens are untrained)."""
+    has another cause (a copy-pretrained BART whose new tokens are untrained). ``check_echo=False`` where
+    repeating the input is expected (a continued patient timeline names the codes it already holds)."""
     n = len(outputs)
     if n == 0:
         return [Finding(PROBE, Severity.INFO, "no generated outputs to inspect")]
@@ -72,7 +74,7 @@ def degeneration(
                    "a pretrained EOS came first" if by_eos else "nothing but special tokens was generated"))
     loops = {i: loop for i, o in enumerate(norm) if (loop := repetition_loop(o))}
     checks.append(("repetition loop", list(loops), ["anti-repetition-decoding"], f"an n-gram repeated {LOOP_REPEATS}+ times in a row"))
-    echo = [i for i, (s, o) in enumerate(zip(inputs, norm, strict=False)) if is_echo(s, o)]
+    echo = [i for i, (s, o) in enumerate(zip(inputs, norm, strict=False)) if check_echo and is_echo(s, o)]
     checks.append(("input echo", echo, echo_recipes, "the output is copied from the input"))
     counts = Counter(o for o in norm if o)
     top_out, top_n = counts.most_common(1)[0] if counts else ("", 0)

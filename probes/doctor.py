@@ -315,9 +315,12 @@ class _Doctor:
                 why = str(exc) if isinstance(exc, UserError) else (
                     f"cannot load the model in {self.target.model_dir}: {type(exc).__name__}: "
                     f"{str(exc).splitlines()[0] if str(exc) else ''}"[:300])
-                # a checkpoint given to the doctor is an input error (a CI gate must not pass on it); the latest
-                # checkpoint of a run only costs the model suites, which say why, beside the run's curves
-                raise (UnloadableModel if self.target.kind == "checkpoint" else UserError)(why) from None
+                # weights the doctor cannot load (a checkpoint given alone or a run's latest) are an input
+                # error: a CI gate must not pass on them (issue 15). A run whose checkpoint holds no weight
+                # file at all (stripped to save space) only costs the model suites, beside its curves.
+                present = any(f.suffix in (".safetensors", ".bin") for f in self.target.model_dir.iterdir())
+                unloadable = present or self.target.kind == "checkpoint"
+                raise (UnloadableModel if unloadable else UserError)(why) from None
         return self.loaded
 
     def model_fits(self) -> bool:
@@ -336,8 +339,9 @@ class _Doctor:
         return run_tokenizer_probes(str(self.target.tokenizer_dir), inputs or targets, self.cfg, targets=targets if inputs else None)
 
     def model_probes(self) -> list[Finding] | None:
-        from probes.doctor_codes import text_probes_skip_reason
+        from probes.doctor_codes import text_probes_skip_reason, timeline_findings
         from probes.doctor_run import model_findings
+        from probes.special_tokens import code_timelines
 
         if self.target.model_dir is None:
             self.skip("model", "no checkpoint with a config.json or adapter_config.json")
@@ -355,7 +359,12 @@ class _Doctor:
         if records and (reason := text_probes_skip_reason(model)):  # an encoder (BEHRT) generates nothing
             self.target.notes.append(reason)
             records = []
-        return model_findings(model, tokenizer, self.record, records, self.cfg, self.run_data_sources())
+        timelines = code_timelines(model, tokenizer, records) if records else None  # EHRMamba's causal LM
+        found = model_findings(model, tokenizer, self.record, [] if timelines else records, self.cfg, self.run_data_sources())
+        if timelines:
+            found += timeline_findings(model, tokenizer, timelines, self.record, self.cfg,
+                                       self.record.code_vocabulary(self.run_data_sources()), notes=self.target.notes)
+        return found
 
     def coverage(self, inputs: set[str]) -> Finding:
         from probes.registry import PROBES, available

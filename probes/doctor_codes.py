@@ -67,9 +67,59 @@ def text_probes_skip_reason(model: Any) -> str | None:
     if generates or getattr(getattr(model, "config", None), "is_encoder_decoder", False):
         return None
     return (
-        f"{type(model).__name__} is an encoder without generate(): the generation, special-token-probability, "
-        "task-prefix and attribution probes judge generated text and do not apply (the code-model probes do)"
+        f"{type(model).__name__} has no generate() (an encoder or a classification head): the generation, "
+        "special-token-probability, task-prefix and attribution probes judge generated text and do not apply "
+        "(the code-model probes do)"
     )
+
+
+def timeline_layout(record: RunRecord, tokenizer: Any, cfg: EhrDebugConfig | None) -> Any:
+    """The run's timeline layout: its ``max_length`` and ``task_token``, and a [CLS] prefix when the batches it
+    kept start with one (judged on the evidence: a causal timeline model starts at its first [VS])."""
+    from ehrdebug.runstore.evidence import load_batches
+    from probes.timeline_lm import Layout
+
+    length = record.config.get("max_length") or (cfg.max_length if cfg is not None else None) or 256
+    task = record.config.get("task_token")
+    add_cls = False
+    try:
+        saved = load_batches(record.path, "train")
+    except UserError:
+        saved = None
+    cls_id = getattr(tokenizer, "cls_token_id", None)
+    if saved is not None and saved.batches and cls_id is not None and "input_ids" in saved.batches[0]:
+        add_cls = bool((saved.batches[0]["input_ids"][:, :2] == int(cls_id)).any(dim=1).all())
+    known = isinstance(task, str) and task in tokenizer.get_vocab()  # a prompt token the tokenizer lacks: none
+    return Layout(max_length=int(length), task_token=task if known else None, add_cls=add_cls)
+
+
+def timeline_findings(model: Any, tokenizer: Any, records: list[dict[str, Any]], record: RunRecord,
+                      cfg: EhrDebugConfig | None, code_vocabulary: set[str] | None = None, *,
+                      generations: int = 16, notes: list[str] | None = None) -> list[Finding]:  # fmt: skip
+    """``model.special_token_probability``, ``generation.tf_vs_sampling`` and ``generation.degeneration`` on a causal
+    LM over code timelines: the run's own layout, one set of continued timelines feeding both generation probes."""
+    from probes.degeneration import degeneration
+    from probes.timeline_generation import continue_timelines, timeline_tf_vs_sampling
+    from probes.timeline_lm import Kinds, timeline_special_tokens
+
+    layout = timeline_layout(record, tokenizer, cfg)
+    seed = int(record.config.get("seed") or 0)
+    findings = timeline_special_tokens(model, tokenizer, records, layout, cfg)
+    sample = records[:generations]
+    settings = {k: v for k, v in (record.generation or {}).items() if k in ("do_sample", "temperature", "top_k")}
+    continued = continue_timelines(model, tokenizer, sample, layout, seed=seed, **settings)
+    source = "the run's config (run.json generation)" if settings else "the probe's timeline sampler (sampling, T=1)"
+    findings += timeline_tf_vs_sampling(model, tokenizer, sample, layout, continued=continued, code_vocabulary=code_vocabulary,
+                                        max_records=generations, decoding_source=source)  # fmt: skip
+    kinds = Kinds(tokenizer)
+    words = [[kinds.tokens.get(t, "?") for t in ids] for ids in (continued.prompts, continued.ids) for ids in ids]
+    prompts, texts = [" ".join(w) for w in words[: len(continued.prompts)]], [" ".join(w) for w in words[len(continued.prompts) :]]
+    findings += degeneration(prompts, texts, output_ids=continued.ids, pad_token_id=kinds.pad, check_echo=False)
+    if notes is not None:
+        notes.append(f"code timelines: special-token probability on {min(len(records), 64)} timelines, generation and "
+                     f"degeneration on {len(continued.ids)} continued timelines (layout {vars(layout)}; the text "
+                     "generation probes judge text and were not run)")  # fmt: skip
+    return findings
 
 
 def code_findings(

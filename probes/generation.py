@@ -17,7 +17,9 @@ from ehrdebug.config import EhrDebugConfig
 from ehrdebug.findings import Finding, Severity
 from ehrdebug.grammar import DEMO, END, VISIT_OPEN, score_generations
 from probes.degeneration import repetition_loop
+from probes.intervals import wilson_interval
 from probes.special_tokens import (
+    code_timelines,
     end_token_ids,
     example_pair,
     first_content_position,
@@ -135,6 +137,12 @@ def tf_vs_sampling(
     ``decoding_source``: where they came from), so two measurements of one run can be compared fairly.
     """
     cfg = config or EhrDebugConfig()
+    if (timelines := code_timelines(model, tokenizer, examples)) is not None:  # a causal LM over code timelines
+        from probes.timeline_generation import timeline_tf_vs_sampling
+        from probes.timeline_lm import Layout
+
+        return timeline_tf_vs_sampling(model, tokenizer, timelines, Layout(max_length=cfg.max_length or 256),
+                                       code_vocabulary=code_vocabulary, max_records=max_examples)
     pairs = [example_pair(ex, cfg) for ex in examples[:max_examples]]
     if not pairs:
         return [Finding(PROBE, Severity.INFO, "no held-out examples to compare")]
@@ -217,15 +225,6 @@ def tf_vs_sampling(
 
 DECODING_KEYS = ("do_sample", "temperature", "top_k", "top_p", "num_beams", "repetition_penalty", "no_repeat_ngram_size",
                  "bad_words_ids", "eos_token_id", "max_new_tokens")
-
-
-def wilson_interval(share: float, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval of a proportion measured on ``n`` outputs (how far sampling alone can move it)."""
-    if n <= 0:
-        return 0.0, 1.0
-    centre = (share + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * ((share * (1 - share) / n + z * z / (4 * n * n)) ** 0.5) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def _pieces(tokenizer: Any, ids: Any) -> Any:

@@ -206,11 +206,56 @@ def _as_time(value: Any) -> float | None:
     return None
 
 
+def _comparable(a: Any, b: Any) -> bool:
+    """ISO times compare with ISO times, numbers (days) with numbers; days against an ISO time do not."""
+    return isinstance(a, str) == isinstance(b, str) and _as_time(a) is not None and _as_time(b) is not None
+
+
+def time_fields(record: Mapping[str, Any], time_field: str | None = None,
+                prediction_field: str | None = None) -> tuple[str | None, str | None]:
+    """The record's per-event time list and prediction time, preferring a pair that compares (``days`` with
+    ``prediction_day``, ``times`` with an ISO ``prediction_time``); else the first of each found."""
+    tnames = (time_field,) if time_field else TIME_GUESSES
+    pnames = (prediction_field,) if prediction_field else PREDICTION_GUESSES
+    for t in tnames:
+        times = record.get(t)
+        if not isinstance(times, list) or not times:
+            continue
+        for q in pnames:
+            if record.get(q) is not None and _comparable(times[0], record[q]):
+                return t, q
+    return time_field or _guess(record, TIME_GUESSES), prediction_field or _guess(record, PREDICTION_GUESSES)
+
+
+def late_positions(record: Mapping[str, Any], time_field: str, prediction_field: str) -> list[int] | None:
+    """Indices of the events later than the record's prediction time; None when the two do not compare."""
+    cut = record.get(prediction_field)
+    times = record.get(time_field) or ()
+    if _as_time(cut) is None or not times or not _comparable(times[0], cut):
+        return None
+    limit = _as_time(cut)
+    return [i for i, t in enumerate(times) if (v := _as_time(t)) is not None and v > limit]  # type: ignore[operator]
+
+
+def cut_at_prediction(record: Mapping[str, Any], time_field: str | None = None,
+                      prediction_field: str | None = None) -> tuple[dict[str, Any], int]:
+    """The record without its events after the prediction time (every per-event list kept aligned) and how
+    many were dropped; unchanged when it has no comparable times."""
+    tfield, pfield = time_fields(record, time_field, prediction_field)
+    late = late_positions(record, tfield, pfield) if tfield and pfield else None
+    if not late:
+        return dict(record), 0
+    n, drop = len(record[tfield]), set(late)
+    out = dict(record)
+    for key, value in record.items():
+        if isinstance(value, list) and len(value) == n:
+            out[key] = [v for i, v in enumerate(value) if i not in drop]
+    return out, len(late)
+
+
 def _after_prediction(records: Sequence[Mapping[str, Any]], codes_field: str, time_field: str | None,
                       prediction_field: str | None, subject: str) -> list[Finding]:
-    first = records[0]
-    tfield = time_field or _guess(first, TIME_GUESSES)
-    pfield = prediction_field or _guess(first, PREDICTION_GUESSES)
+    tfield, pfield = time_fields(records[0], time_field, prediction_field)
     if tfield is None or pfield is None:
         return [Finding(PROBE, Severity.OK, "records carry no per-event time and prediction time: "
                         "events after the prediction time cannot be checked here (MEDS tasks cut at prediction_time)",
@@ -218,17 +263,15 @@ def _after_prediction(records: Sequence[Mapping[str, Any]], codes_field: str, ti
     late_records = late_events = events = compared = mismatched = 0
     examples: list[dict[str, Any]] = []
     for record in records:
-        cut = _as_time(record.get(pfield))
         times = record.get(tfield) or ()
-        if cut is None or not times:
+        if _as_time(record.get(pfield)) is None or not times:
             continue
-        if isinstance(record.get(pfield), str) != isinstance(times[0], str):
+        late = late_positions(record, tfield, pfield)
+        if late is None:
             mismatched += 1  # days since the first event against an ISO time: not comparable
             continue
         compared += 1
-        parsed = [_as_time(t) for t in times]
-        late = [i for i, t in enumerate(parsed) if t is not None and t > cut]
-        events += len(parsed)
+        events += len(times)
         if late:
             late_records += 1
             late_events += len(late)
@@ -245,7 +288,7 @@ def _after_prediction(records: Sequence[Mapping[str, Any]], codes_field: str, ti
             f"{late_records} of {compared} records ({late_records / compared:.0%}) hold {late_events} events after their "
             f"prediction time: the input sees the future",
             evidence=evidence, examples=examples,
-            rule="only events at or before the prediction time may enter the input",
+            rule=f"only events at or before the prediction time may enter the input ({tfield} ≤ {pfield})",
             recipes=["cut-at-prediction-time"], subject=subject,
         )]
     if not compared:

@@ -197,12 +197,24 @@ def _sync(device: Any) -> None:
         torch.cuda.synchronize()
 
 
+def _random_ids(model: Any, shape: tuple[int, int], device: Any) -> Any:
+    """Random ids of ``shape``; a prompted multitask model (``config.task_token_ids``) gets its first task
+    token at position 0, as every row it reads starts with one (it refuses rows that do not)."""
+    import torch
+
+    ids = torch.randint(0, int(model.config.vocab_size), shape, device=device)
+    tokens = getattr(model.config, "task_token_ids", None) or []
+    if tokens:
+        ids[:, 0] = int(tokens[0])
+    return ids
+
+
 def time_forward(model: Any, seq_len: int = 256, batch: int = 2, repeats: int = 2) -> float:
     """Seconds per forward pass on random ids (after one warm-up)."""
     import torch
 
     param = next(model.parameters())
-    ids = torch.randint(0, int(model.config.vocab_size), (batch, seq_len), device=param.device)
+    ids = _random_ids(model, (batch, seq_len), param.device)
     with torch.no_grad():
         model(input_ids=ids)
         _sync(param.device)
@@ -235,14 +247,11 @@ def time_train_step(model: Any, seq_len: int, batch: int = 1, steps: int = 2) ->
     try:
         with torch.random.fork_rng(devices=devices):
             model.train()
-            vocab = int(model.config.vocab_size)
-            warm = torch.randint(
-                0, vocab, (1, min(seq_len, 32)), device=param.device
-            )  # first-call costs, cheaply
+            warm = _random_ids(model, (1, min(seq_len, 32)), param.device)  # first-call costs, cheaply
             _output_tensor(
                 model(input_ids=warm, attention_mask=torch.ones_like(warm))
             ).float().mean().backward()
-            ids = torch.randint(0, vocab, (batch, seq_len), device=param.device)
+            ids = _random_ids(model, (batch, seq_len), param.device)
             mask = torch.ones_like(ids)
             elapsed = []
             for _ in range(steps):

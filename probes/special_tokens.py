@@ -151,6 +151,14 @@ def _rank(probs: Any, token_id: int) -> int:
     return int((probs > probs[token_id]).sum()) + 1
 
 
+def code_timelines(model: Any, tokenizer: Any, examples: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    """The examples when they are code records and the model a causal LM over CEHR timelines (EHRMamba)."""
+    from probes.timeline_lm import code_records, is_timeline_lm
+
+    records = code_records(examples)
+    return records if records is not None and is_timeline_lm(model, tokenizer) else None
+
+
 # ---------------------------------------------------------------- the probe
 def special_token_probability(
     model: Any,
@@ -171,6 +179,10 @@ def special_token_probability(
     import torch
 
     cfg = config or EhrDebugConfig()
+    if (timelines := code_timelines(model, tokenizer, examples)) is not None:  # code records, a causal LM over them
+        from probes.timeline_lm import Layout, timeline_special_tokens
+
+        return timeline_special_tokens(model, tokenizer, timelines, Layout(max_length=cfg.max_length or 256), cfg)
     pairs = [example_pair(ex, cfg) for ex in examples[:max_examples]]
     if not pairs:
         return [Finding(PROBE, Severity.INFO, "no examples to score", rule="needs prompts drawn from the data")]

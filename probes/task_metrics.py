@@ -4,7 +4,8 @@ A binary classifier that has not learned scores AUROC 0.5 (its bootstrap interva
 equal to the prevalence; with few positives AUROC alone flatters, so AUPRC and its random baseline are
 always reported. A next-visit model that has collapsed onto code popularity ranks the same frequent
 codes first for every patient: its recall@k is no better than predicting the k most frequent training
-codes. Metrics are scikit-learn's; intervals are percentile bootstraps over patients.
+codes at every k (the one-sided bootstrap bound of the gain reaches 0), usually with one top-k list for
+everybody. Metrics are scikit-learn's; intervals are percentile bootstraps over patients.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ MINORITY_SHARE = 0.2
 FLAT_STD = 1e-3  # predicted probabilities varying less than this are one answer for everybody
 SAME_TOPK_JACCARD = 0.9
 NOT_LEARNING = ["increase-learning-rate", "train-longer"]
+COLLAPSE = ["init-head-to-code-prior", *NOT_LEARNING, "weight-rare-codes"]
+GAIN_ALPHA = 0.05  # one-sided: is the model better than popularity? (the 5th percentile of the gain above 0)
 
 
 def _bootstrap(stat, n: int, rounds: int, seed: int) -> list[float]:
@@ -209,24 +212,27 @@ def probe_next_visit(
     alike = sum(_jaccard(sets[a], sets[b]) for a, b in pairs) / len(pairs) if pairs else 1.0
     to_popular = sum(_jaccard(s, set(popular[:k0])) for s in sets) / len(sets)
     distinct = len({frozenset(s) for s in sets})
-    collapsed_at = []
+    collapsed_at, better_at = [], []
     for k in ks:
         model = recall_at_k(truth, ranked, k)
         base = recall_at_k(truth, [popular] * len(truth), k)
         diff = [m - b for m, b in zip(model, base, strict=True)]
         boot = _bootstrap(lambda idx, d=diff: sum(d[i] for i in idx) / len(idx), len(diff), n_boot, seed) if diff else []
-        ci = _interval(boot, 0.05)
+        ci = _interval(boot, 2 * GAIN_ALPHA)
         mean_m, mean_b = (sum(model) / len(model), sum(base) / len(base)) if model else (0.0, 0.0)
         per_k[f"recall_at_{k}"] = rounded(mean_m)
         per_k[f"popular_recall_at_{k}"] = rounded(mean_b)
-        per_k[f"gain_ci_at_{k}"] = [rounded(ci[0]), rounded(ci[1])] if ci else None
+        per_k[f"gain_at_{k}"] = rounded(mean_m - mean_b)
+        per_k[f"gain_lower_bound_at_{k}"] = rounded(ci[0]) if ci else None
         if model and (ci[0] <= 0 if ci else mean_m <= mean_b):
             collapsed_at.append(k)
+        elif model:
+            better_at.append(k)
     evidence = {"split": split, "patients": len(truth), "patients_with_next_visit": sum(1 for t in truth if t),
                 **per_k, "mean_pairwise_jaccard_top_k": rounded(alike), "mean_jaccard_to_popular_top_k": rounded(to_popular),
                 "distinct_top_k_sets": distinct, "k_for_similarity": k0, "popular_codes": popular[:k0]}
     examples = [{"predicted": list(r[:5]), "truth": list(t)[:5]} for r, t in list(zip(ranked, truth, strict=True))[:4]]
-    if collapsed_at:
+    if collapsed_at and not better_at:
         same = alike >= SAME_TOPK_JACCARD
         findings.append(Finding(
             NEXT_VISIT, Severity.FAIL if same else Severity.WARN,
@@ -234,15 +240,16 @@ def probe_next_visit(
             f"better than the {collapsed_at[0]} most frequent training codes ({per_k[f'popular_recall_at_{collapsed_at[0]}']:.3f})"
             + (f"; the top-{k0} lists of two patients share {alike:.0%} of their codes" if same else ""),
             evidence=evidence, examples=examples,
-            rule="the bootstrap 95% interval of (model − most-frequent-codes) recall@k reaches 0 or below; top-k lists "
-                 f"with a mean pairwise Jaccard ≥ {SAME_TOPK_JACCARD} are one list for everybody",
-            recipes=[*NOT_LEARNING, "weight-rare-codes"], subject=subject,
+            rule=f"at every k the one-sided {1 - GAIN_ALPHA:.0%} bootstrap lower bound of (model − most-frequent-codes) "
+                 f"recall@k is 0 or below; top-k lists with a mean pairwise Jaccard ≥ {SAME_TOPK_JACCARD} are one list for everybody",
+            recipes=list(COLLAPSE), subject=subject,
         ))
     else:
         findings.append(Finding(
             NEXT_VISIT, Severity.OK,
             f"{split}: next-visit predictions beat code popularity: "
-            + ", ".join(f"recall@{k} {per_k[f'recall_at_{k}']:.3f} vs {per_k[f'popular_recall_at_{k}']:.3f}" for k in ks),
+            + ", ".join(f"recall@{k} {per_k[f'recall_at_{k}']:.3f} vs {per_k[f'popular_recall_at_{k}']:.3f}" for k in ks)
+            + (f" (not significantly at k={', '.join(map(str, collapsed_at))})" if collapsed_at else ""),
             evidence=evidence, subject=subject,
         ))
     return findings

@@ -12,15 +12,28 @@ from tests.baseline_fixtures import FAST, write_codes
 CONFIGS = Path(__file__).resolve().parents[1] / "recipes" / "configs"
 
 
+def _corrupt_copy(codes: Path, to: Path) -> Path:
+    """The same records with one training record's ages written as text: a real crash inside training."""
+    import shutil
+
+    shutil.copytree(codes, to)
+    lines = (to / "train.jsonl").read_text().splitlines()
+    first = json.loads(lines[0])
+    first["ages"] = ["unknown"] * len(first["codes"])
+    (to / "train.jsonl").write_text("\n".join([json.dumps(first), *lines[1:]]) + "\n")
+    return to
+
+
 def _bench_config(tmp_path: Path, codes: Path) -> Path:
+    bad = tmp_path / "bad_codes"  # written by _corrupt_copy where the benchmark runs
     models = [
         {"name": "prior", "config": str(CONFIGS / "logreg_prior_mortality_small.yaml"), "baseline": True},
         {"name": "logreg", "config": str(CONFIGS / "logreg_mortality_small.yaml"), "baseline": True},
-        # a real crash: torch's AdamW refuses a NaN learning rate
+        # a real crash inside training (ages that are not numbers): a failed row, the others go on
         {
-            "name": "lstm_nan",
+            "name": "lstm_bad",
             "config": str(CONFIGS / "lstm_mortality_small.yaml"),
-            "overrides": [*FAST["lstm"], "train.lr=.nan"],
+            "overrides": [*FAST["lstm"], f"data.root={bad}"],
         },
         {"name": "missing", "config": str(tmp_path / "no_such_config.yaml")},
         {
@@ -40,12 +53,13 @@ def test_bench_table_survives_a_failing_model(tmp_path: Path, capsys: pytest.Cap
     from ehrdebug.cli.app import main
 
     codes = write_codes(tmp_path / "codes")
+    _corrupt_copy(codes, tmp_path / "bad_codes")
     out = tmp_path / "bench"
     assert main(["bench", str(_bench_config(tmp_path, codes)), f"out={out}", "--quiet"]) == 0
     data = json.loads((out / "bench.json").read_text())
     rows = {r["model"]: r for r in data["rows"]}
-    assert list(rows) == ["prior", "logreg", "lstm_nan", "missing", "xgboost"]
-    assert rows["lstm_nan"]["status"] == "failed" and "nan" in rows["lstm_nan"]["error"]
+    assert list(rows) == ["prior", "logreg", "lstm_bad", "missing", "xgboost"]
+    assert rows["lstm_bad"]["status"] == "failed" and "ValueError" in rows["lstm_bad"]["error"]
     assert rows["missing"]["status"] == "failed" and "config not found" in rows["missing"]["error"]
     for name in ("prior", "logreg", "xgboost"):
         row = rows[name]
@@ -55,6 +69,7 @@ def test_bench_table_survives_a_failing_model(tmp_path: Path, capsys: pytest.Cap
             "trainable_parameters",
             "train_seconds",
             "seconds_per_epoch",
+            "cpu_seconds",
             "peak_memory_mb",
             "checkpoint_bytes",
         ):
@@ -70,7 +85,7 @@ def test_bench_table_survives_a_failing_model(tmp_path: Path, capsys: pytest.Cap
     assert isinstance(rows["xgboost"]["p_value"], float)
     assert data["test_records"] == 40
     report = (out / "report.md").read_text()
-    assert "lstm_nan" in report and "Invalid learning rate" in report and "![ROC" in report
+    assert "lstm_bad" in report and "could not convert string to float" in report and "![ROC" in report
     for png in ("roc_pr.png", "metric_vs_cost.png", "loss_curves.png"):
         assert (out / png).stat().st_size > 1000
     printed = capsys.readouterr().out

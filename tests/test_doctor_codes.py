@@ -239,7 +239,7 @@ def test_text_probes_skip_encoders_only() -> None:
     reason = text_probes_skip_reason(BehrtForMaskedLM(BehrtConfig.tier("small", vocab_size=40, hidden_size=16,
                                                                        num_hidden_layers=1, num_attention_heads=2,
                                                                        intermediate_size=16)))  # fmt: skip
-    assert reason and "BehrtForMaskedLM is an encoder" in reason
+    assert reason and "BehrtForMaskedLM has no generate() (an encoder" in reason
     bart = BartForConditionalGeneration(BartConfig(vocab_size=40, d_model=16, encoder_layers=1, decoder_layers=1,
                                                    encoder_attention_heads=2, decoder_attention_heads=2,
                                                    encoder_ffn_dim=16, decoder_ffn_dim=16))  # fmt: skip
@@ -311,7 +311,7 @@ def test_doctor_runs_the_code_probes_on_a_behrt_mlm_run(
         assert found and all(f["severity"] == "ok" for f in found), found
     assert _by_probe(report, "model.trainable")  # the model suite judged the BEHRT checkpoint itself
     notes = _notes(report)
-    assert any("BehrtForMaskedLM is an encoder without generate()" in n for n in notes)
+    assert any("BehrtForMaskedLM has no generate() (an encoder or a classification head)" in n for n in notes)
     assert not [f for f in report["findings"] if f["probe"].startswith(("generation.", "attribution."))]
     assert any(n.startswith("code probes: data.mlm_batch: ran on 4 saved training batches") for n in notes)
     assert any(
@@ -393,7 +393,7 @@ def test_doctor_judges_a_fine_tuned_mortality_run_from_its_test_predictions(
     leakage = _by_probe(report, "data.label_leakage")
     assert leakage and all(f["severity"] == "ok" for f in leakage)
     notes = _notes(report)
-    assert any("BehrtForSequenceClassification is an encoder" in n for n in notes)
+    assert any("BehrtForSequenceClassification has no generate() (an encoder or a classification head)" in n for n in notes)
     assert any(n.startswith("code probes: data.id_ranges: ran on 4 saved training batches") for n in notes)
     pooling = _by_probe(report, "model.pooling")  # BEHRT's head reads [CLS]: padding changes nothing
     assert pooling and all(f["severity"] == "ok" for f in pooling), pooling

@@ -110,6 +110,8 @@ def test_pack_an_interrupted_run_and_never_overwrite(
     names = _names(archive)
     assert "interrupted/events.jsonl" in names and not any(".tmp-step" in n for n in names)
     assert any(n.endswith("model.safetensors") for n in names)  # the best checkpoint the last state names
+    assert "interrupted/artifacts/summary.md" in names  # written for the archive: the run died before its own
+    assert "This run is **incomplete**" in (run / "artifacts" / "summary.md").read_text()
     before = archive.read_bytes()
     assert main(["pack", str(run), "--out", str(archive)]) == 2
     err = capsys.readouterr().err

@@ -20,13 +20,40 @@ def _lines(n: int = 3000, resume_at: int | None = None) -> list[str]:
     if resume_at:  # killed at n, resumed from resume_at: steps resume_at+1 .. n are written again
         steps += list(range(resume_at + 1, n + 1))
     for i, step in enumerate(steps):
-        out.append(json.dumps({"t": 1.0 + i, "step": step, "kind": "train", "loss": 3.0 / step + i * 1e-6,
-                               "lr": 1e-4, "epoch": step / 100}, separators=(",", ":")))
+        out.append(
+            json.dumps(
+                {
+                    "t": 1.0 + i,
+                    "step": step,
+                    "kind": "train",
+                    "loss": 3.0 / step + i * 1e-6,
+                    "lr": 1e-4,
+                    "epoch": step / 100,
+                },
+                separators=(",", ":"),
+            )
+        )
         if step % 100 == 0:
-            out.append(json.dumps({"t": 1.0 + i, "step": step, "kind": "eval", "eval_loss": 2.0 / step},
-                                  separators=(",", ":")))
-            out.append(json.dumps({"t": 1.0 + i, "step": step, "kind": "finding", "probe": "p", "severity": "info",
-                                   "title": f"f{step}", "evidence": {"kind": "train"}}, separators=(",", ":")))
+            out.append(
+                json.dumps(
+                    {"t": 1.0 + i, "step": step, "kind": "eval", "eval_loss": 2.0 / step},
+                    separators=(",", ":"),
+                )
+            )
+            out.append(
+                json.dumps(
+                    {
+                        "t": 1.0 + i,
+                        "step": step,
+                        "kind": "finding",
+                        "probe": "p",
+                        "severity": "info",
+                        "title": f"f{step}",
+                        "evidence": {"kind": "train"},
+                    },
+                    separators=(",", ":"),
+                )
+            )
     return out
 
 
@@ -35,7 +62,9 @@ def _slow(path: Path) -> tuple[History, list[dict]]:
     other = []
     for e in parse_lines(path.read_text().splitlines()):
         if e["kind"] in ("train", "eval"):
-            h.add_log(e["step"], {k: v for k, v in e.items() if k not in ("t", "step", "kind")}, e.get("epoch"))
+            h.add_log(
+                e["step"], {k: v for k, v in e.items() if k not in ("t", "step", "kind")}, e.get("epoch")
+            )
         else:
             other.append(e)
     return h.normalized(), other
@@ -46,12 +75,16 @@ def _same(fast: History, slow: History) -> None:
     pairs += [(fast.metrics[k], slow.metrics[k]) for k in slow.metrics]
     assert set(fast.evals) == set(slow.evals) and set(fast.metrics) == set(slow.metrics)
     for a, b in pairs:
-        assert a.steps == b.steps and a.values == pytest.approx(b.values) and a.epochs == pytest.approx(b.epochs)
+        assert (
+            a.steps == b.steps and a.values == pytest.approx(b.values) and a.epochs == pytest.approx(b.epochs)
+        )
 
 
 @pytest.mark.parametrize("blank_lines", [False, True])
 @pytest.mark.parametrize("resume_at", [None, 1500])
-def test_fast_reader_matches_the_line_reader(tmp_path: Path, blank_lines: bool, resume_at: int | None) -> None:
+def test_fast_reader_matches_the_line_reader(
+    tmp_path: Path, blank_lines: bool, resume_at: int | None
+) -> None:
     lines = _lines(resume_at=resume_at)
     if blank_lines:  # rows no longer match lines: the regex pass must find the other events
         lines.insert(5, "")

@@ -2,7 +2,8 @@
 
 Writes ``DIR/bench.json``, ``DIR/report.md``, PNG plots and each model's run under ``DIR/runs/``
 (``recipes.bench``). Overrides: ``out``, ``data.root``, ``label_field``, ``seed``, ``threads``,
-``bootstrap``, ``device``, ``only=[a,b]``, ``<model>.<key>=value``.
+``bootstrap``, ``device``, ``only=[a,b]``, ``<model>.<key>=value``. ``--dry-run``: check every model's config
+and build each model without weights for its parameter count (``recipes.bench.dryrun``); nothing is trained.
 """
 
 from __future__ import annotations
@@ -22,6 +23,11 @@ def bench(
         None, help="key=value overrides: out=runs/bench data.root=DIR only=[xgboost,lstm]"
     ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress display (the table is still printed)."),
+    dry_run: bool = typer.Option(
+        False,
+        "--dry-run",
+        help="Check every model's config and build each model (no weights) for its parameter count; train nothing.",
+    ),
 ) -> None:
     """Train and compare every model of a benchmark config on one dataset and split."""
     import json
@@ -29,11 +35,32 @@ def bench(
     from recipes.bench.bench import run_bench
     from recipes.bench.report import table_lines
 
+    if dry_run:
+        _dry_run(config, list(overrides or []))
+        return
     out = run_bench(config, list(overrides or []), progress=not quiet)
     data = json.loads((out / "bench.json").read_text(encoding="utf-8"))
     typer.echo("\n".join(table_lines(data["rows"])))
     typer.echo(
-        f"ehrdebug: benchmark written to {out} in {data['total_seconds']:.0f} s (report.md, bench.json, plots)",
+        f"ehrdebug: benchmark written to {out} in {data['total_seconds']:.0f} s wall, "
+        f"{data.get('total_cpu_seconds', 0):.0f} s CPU (report.md, bench.json, plots)",
+        err=True,
+    )
+
+
+def _dry_run(config: str, overrides: list[str]) -> None:
+    from ehrdebug.errors import UserError
+    from recipes.bench.dryrun import dry_run_bench, dry_run_lines
+
+    bench, rows = dry_run_bench(config, overrides)
+    typer.echo("\n".join(dry_run_lines(rows)))
+    bad = [r for r in rows if r["status"] == "invalid"]
+    if bad:
+        raise UserError(
+            f"dry run: {len(bad)} of {len(rows)} models would fail; first: {bad[0]['model']}: {bad[0]['error']}"
+        )
+    typer.echo(
+        f"ehrdebug: dry run of {bench['name']}: {len(rows)} models checked, nothing trained or written",
         err=True,
     )
 

@@ -9,6 +9,7 @@ are printed with their text and never applied.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -54,6 +55,7 @@ def fix(
     from recipes.fixes import apply_fixes, auto_plan, get, resolve_target
 
     target = resolve_target(path)
+    _check_config(target)
     ids = list(recipe or [])
     if auto:
         plan = auto_plan(path, data=data, allow_pickle=allow_pickle)
@@ -67,6 +69,7 @@ def fix(
             typer.echo("nothing to fix automatically")
             return 0
     fixes = [get(rid) for rid in ids]
+    fixes = _check_fixed_config(target, fixes, skip_invalid=auto)
     if dry_run:
         for f in fixes:
             typer.echo(f"{f.id}:")
@@ -89,3 +92,53 @@ def fix(
     if result.checkpoint:
         typer.echo(f"fixed checkpoint: {result.checkpoint}")
     return 0
+
+
+def _check_config(target: Any) -> None:
+    """A config given to ``fix`` is validated as ``ehrdebug train`` would (unknown keys, bad values), before
+    anything is planned or written: fixing a config that cannot train would only hide its problem."""
+    from recipes.fixes.base import CONFIG
+
+    if target.kind != CONFIG:
+        return
+    from recipes.baselines.registry import train_config_file
+    from recipes.train.config import load_recipe_config
+
+    if train_config_file(str(target.config_path), [], dry_run=True) is None:  # a baseline: its own schema
+        load_recipe_config(target.config_path, check_device=False)
+
+
+def _check_fixed_config(target: Any, fixes: list[Any], skip_invalid: bool) -> list[Any]:
+    """The fixes whose edited config still validates; one that would write a config ``ehrdebug train`` refuses
+    is a one-line error (or, under ``--auto``, left out with the reason), before anything is written."""
+    import copy
+
+    from ehrdebug.errors import UserError
+    from recipes.fixes.base import CONFIG
+    from recipes.train.task import task_names
+
+    if target.kind != CONFIG or str(target.config.get("recipe", "bart_ehrgen")) not in task_names():
+        return fixes
+    from recipes.train.config import check_mapping
+
+    cfg, kept = copy.deepcopy(target.config), []
+    for fix in fixes:
+        if fix.on_config is None:
+            kept.append(fix)
+            continue
+        trial = copy.deepcopy(cfg)
+        try:
+            fix.on_config(trial, target)
+        except UserError:  # not for this config: apply_fixes says so (or skips it under --auto)
+            kept.append(fix)
+            continue
+        try:
+            check_mapping(trial, "the fixed config")
+        except UserError as exc:
+            if not skip_invalid:
+                raise UserError(f"fix {fix.id} does not apply to {target.config_path}: {exc}") from None
+            typer.echo(f"  skip   {fix.id:32} {exc}")
+            continue
+        cfg = trial
+        kept.append(fix)
+    return kept

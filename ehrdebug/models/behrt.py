@@ -34,6 +34,7 @@ from transformers.utils.generic import can_return_tuple, merge_with_config_defau
 from transformers.utils.output_capturing import capture_outputs
 
 from ehrdebug.models.embeddings import EhrEmbeddings
+from ehrdebug.models.heads import classifier_dropout, masked_lm_loss, outcome_loss
 
 IGNORE_INDEX = -100  # the MLM loss skips these label positions (BEHRT's original code used -1)
 
@@ -232,13 +233,11 @@ class BehrtForMaskedLM(BehrtPreTrainedModel):
     ) -> MaskedLMOutput:
         out = self.behrt(input_ids, return_dict=True, **_base_inputs(inputs))
         logits = self.cls(out.last_hidden_state)
-        loss = None
-        if labels is not None:
-            loss = nn.functional.cross_entropy(
-                logits.view(-1, logits.size(-1)), labels.view(-1), ignore_index=IGNORE_INDEX
-            )
         return MaskedLMOutput(
-            loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions
+            loss=masked_lm_loss(logits, labels),
+            logits=logits,
+            hidden_states=out.hidden_states,
+            attentions=out.attentions,
         )
 
 
@@ -258,10 +257,7 @@ class _PooledHead(BehrtPreTrainedModel):
     def __init__(self, config: BehrtConfig, width: int) -> None:
         super().__init__(config)
         self.behrt = BehrtModel(config)
-        drop = (
-            config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
-        )
-        self.dropout = nn.Dropout(drop)
+        self.dropout = classifier_dropout(config)
         self.classifier = nn.Linear(config.hidden_size, width)
         self.post_init()
 
@@ -303,18 +299,11 @@ class BehrtForSequenceClassification(_PooledHead):
         self, input_ids: torch.Tensor | None = None, labels: torch.Tensor | None = None, **inputs: Any
     ) -> SequenceClassifierOutput:
         logits, out = self._logits(input_ids, inputs)
-        loss = None
-        if labels is not None:
-            if self.config.num_labels == 1:
-                loss = nn.functional.binary_cross_entropy_with_logits(
-                    logits.view(-1), labels.view(-1).to(logits.dtype)
-                )
-            else:
-                loss = nn.functional.cross_entropy(
-                    logits.view(-1, self.config.num_labels), labels.view(-1).long()
-                )
         return SequenceClassifierOutput(
-            loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions
+            loss=outcome_loss(logits, labels, self.config.num_labels),
+            logits=logits,
+            hidden_states=out.hidden_states,
+            attentions=out.attentions,
         )
 
 

@@ -58,12 +58,12 @@ class CehrEmbeddings(nn.Module):
         super().__init__()
         hidden, width = int(config.hidden_size), int(config.time_embedding_size)
         pad = getattr(config, "pad_token_id", None)
-        self.vocab_size = int(config.vocab_size)
+        vocab = int(config.vocab_size)
         self.time_delta = bool(config.time_delta)
         self.code_embed = nn.Embedding(
-            self.vocab_size,
+            vocab,
             hidden,
-            padding_idx=pad if pad is not None and 0 <= pad < self.vocab_size else None,
+            padding_idx=pad if pad is not None and 0 <= pad < vocab else None,
         )
         self.time_features = SinusoidalFeatures(width)
         self.age_features = SinusoidalFeatures(width)
@@ -79,6 +79,11 @@ class CehrEmbeddings(nn.Module):
             check_embedding_ids=bool(getattr(config, "check_embedding_ids", True)),
         )
         self.visits = EhrEmbeddings(tables)  # segment_ids, position_ids (visit order), value_ids
+
+    @property
+    def vocab_size(self) -> int:
+        """Rows of the concept table as it is now (``resize_token_embeddings`` replaces it for new task tokens)."""
+        return int(self.code_embed.num_embeddings)
 
     def forward(
         self,

@@ -32,6 +32,7 @@ from transformers.models.bert.modeling_bert import (
 from transformers.utils.generic import can_return_tuple
 
 from ehrdebug.models.cehr_embeddings import CehrEmbeddings, init_cehr_weights, stream_inputs
+from ehrdebug.models.heads import classifier_dropout, masked_lm_loss, outcome_loss
 
 IGNORE_INDEX = -100
 ATTENTIONS = ("full", "bigbird")
@@ -223,12 +224,7 @@ class CehrBertForMaskedLM(CehrBertPreTrainedModel):
     ) -> MaskedLMOutput:
         out = self.cehrbert(input_ids, **{k: v for k, v in inputs.items() if v is not None})
         logits = self.cls(out.last_hidden_state)
-        loss = None
-        if labels is not None:
-            loss = nn.functional.cross_entropy(
-                logits.view(-1, logits.size(-1)), labels.view(-1), ignore_index=IGNORE_INDEX
-            )
-        return MaskedLMOutput(loss=loss, logits=logits)
+        return MaskedLMOutput(loss=masked_lm_loss(logits, labels), logits=logits)
 
 
 class CehrBertForSequenceClassification(CehrBertPreTrainedModel):
@@ -237,10 +233,7 @@ class CehrBertForSequenceClassification(CehrBertPreTrainedModel):
     def __init__(self, config: CehrBertConfig) -> None:
         super().__init__(config)
         self.cehrbert = CehrBertModel(config)
-        drop = (
-            config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
-        )
-        self.dropout = nn.Dropout(drop)
+        self.dropout = classifier_dropout(config)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
@@ -250,17 +243,9 @@ class CehrBertForSequenceClassification(CehrBertPreTrainedModel):
     ) -> SequenceClassifierOutput:
         out = self.cehrbert(input_ids, **{k: v for k, v in inputs.items() if v is not None})
         logits = self.classifier(self.dropout(out.pooler_output))
-        loss = None
-        if labels is not None:
-            if self.config.num_labels == 1:
-                loss = nn.functional.binary_cross_entropy_with_logits(
-                    logits.view(-1), labels.view(-1).to(logits.dtype)
-                )
-            else:
-                loss = nn.functional.cross_entropy(
-                    logits.view(-1, self.config.num_labels), labels.view(-1).long()
-                )
-        return SequenceClassifierOutput(loss=loss, logits=logits)
+        return SequenceClassifierOutput(
+            loss=outcome_loss(logits, labels, self.config.num_labels), logits=logits
+        )
 
 
 HEADS: dict[str, type[CehrBertPreTrainedModel]] = {

@@ -35,6 +35,7 @@ from transformers.utils.generic import can_return_tuple
 
 from ehrdebug.models.cehr_embeddings import CehrEmbeddings, init_cehr_weights, stream_inputs
 from ehrdebug.models.cehr_inputs import last_token_index
+from ehrdebug.models.heads import classifier_dropout, outcome_loss
 
 IGNORE_INDEX = -100
 BACKBONES = ("mamba", "mamba2")
@@ -239,10 +240,7 @@ class EhrMambaForSequenceClassification(EhrMambaPreTrainedModel):
     def __init__(self, config: EhrMambaConfig) -> None:
         super().__init__(config)
         self.ehrmamba = EhrMambaModel(config)
-        drop = (
-            config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
-        )
-        self.dropout = nn.Dropout(drop)
+        self.dropout = classifier_dropout(config)
         self.num_heads = config.num_tasks if config.task_heads == "per_task" else 1
         # the per-task heads as one Linear (rows grouped by task): PEFT's modules_to_save can wrap it
         self.classifier = nn.Linear(config.hidden_size, self.num_heads * config.num_labels)
@@ -292,17 +290,9 @@ class EhrMambaForSequenceClassification(EhrMambaPreTrainedModel):
             logits = every[:, 0]
         else:
             logits = every[rows, self.task_of(input_ids, task_ids, hidden.size(0), hidden.device)]
-        loss = None
-        if labels is not None:
-            if self.config.num_labels == 1:
-                loss = nn.functional.binary_cross_entropy_with_logits(
-                    logits.view(-1), labels.view(-1).to(logits.dtype)
-                )
-            else:
-                loss = nn.functional.cross_entropy(
-                    logits.view(-1, self.config.num_labels), labels.view(-1).long()
-                )
-        return SequenceClassifierOutput(loss=loss, logits=logits)
+        return SequenceClassifierOutput(
+            loss=outcome_loss(logits, labels, self.config.num_labels), logits=logits
+        )
 
 
 HEADS: dict[str, type[EhrMambaPreTrainedModel]] = {

@@ -1,20 +1,25 @@
-"""Reading a large ``events.jsonl`` in about a second: train/eval lines column-wise with pyarrow.
+"""Reading a large ``events.jsonl`` in about a second or less, column-wise instead of line by line.
 
-Per-line ``json.loads`` plus ``History.add_log`` costs ~20 µs a line, 20 s for a 1M-line log. Here the
-train/eval lines (found by the fixed ``"kind":"…"`` marker the writer puts in every line) are handed to
-``pyarrow.json`` in one block, and each column becomes a ``Series`` directly, routed exactly like
-``History.add_log`` routes keys. The few other lines (samples, alerts, findings, status) are parsed one
-by one. Anything pyarrow refuses (a column of mixed types, say) falls back to the run store's reader.
+Per-line ``json.loads`` plus ``History.add_log`` costs ~20 µs a line, 20 s for a 1M-line log. ``load`` first
+tries ``compact`` (the writer's own line format, cut with numpy: about half the CPU of pyarrow's JSON
+reader, and no per-point Python objects); a log it does not
+recognise (written by another tool with spaces, say) is handed to ``pyarrow.json`` in one block, each
+column becoming a series routed exactly like ``History.add_log`` routes keys, the few other lines
+(samples, alerts, findings, status) parsed one by one. Anything pyarrow refuses (a column of mixed types,
+say) is a ValueError, and the caller falls back to the run store's line reader.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ehrdebug.runstore.history import History, Series, is_eval_loss_key
+from ehrdebug.runstore.compact import PAD, build, read_compact, target
+from ehrdebug.runstore.history import History, route
 
 _SKIP = {"t", "step", "kind", "epoch", "time", "split"}
 # the writer's compact marker, and json.dumps' default spacing (a log written by another tool)
@@ -22,27 +27,58 @@ _CURVE_MARKERS = (b'"kind":"train"', b'"kind":"eval"', b'"kind": "train"', b'"ki
 _META = {"train_loss", "train_runtime", "train_samples_per_second", "train_steps_per_second", "total_flos"}
 
 
+@dataclass
+class LogRead:
+    """What one read of an event log found; ``end`` is the byte offset after its last complete line, where
+    a follower (``EventTail``) takes over so that no line is lost or read twice."""
+
+    history: History
+    other: list[dict[str, Any]]
+    rate: list[tuple[float, int]]
+    end: int
+
+
 def read_log(path: str | Path) -> tuple[History, list[dict[str, Any]], list[tuple[float, int]]]:
     """``(history, other events, (t, step) of the last train lines)``; a ValueError when pyarrow cannot."""
-    data = Path(path).read_bytes()
-    if data and not data.endswith(b"\n"):
-        end = data.rfind(b"\n")
-        data = data[: end + 1] if end >= 0 else b""  # a torn last line is left for the tail
-    history = History(meta={"source": "ehrdebug", "run": str(Path(path).parent)})
-    if not data:
-        return history, [], []
-    table = _parse_numeric(data)
-    other = _other_by_row(data, table)
-    if other is None:
-        other = _other_events(data)
-    history = _from_table(table, history)
-    return history, other, _recent_rate(data)
+    got = load(path)
+    return got.history, got.other, got.rate
 
 
-def _recent_rate(data: bytes, width: int = 65536) -> list[tuple[float, int]]:
+def load(path: str | Path) -> LogRead:
+    """The log's complete lines: the writer's compact train/eval lines column-wise (``compact``), else
+    every line through pyarrow; a ValueError when neither can (the caller then reads it line by line)."""
+    buf, size = _read_padded(Path(path))
+    end = buf.rfind(b"\n", 0, size) + 1  # a torn last line is left for the tail
+    meta = {"source": "ehrdebug", "run": str(Path(path).parent)}
+    if not end:
+        return LogRead(History(meta=meta), [], [], 0)
+    fast = read_compact(buf, end, meta)
+    if fast is not None:
+        data: Any = memoryview(buf)[:end]
+        history, other = fast
+    else:
+        data = bytes(memoryview(buf)[:end])
+        table = _parse_numeric(data)
+        found = _other_by_row(data, table)
+        other = found if found is not None else _other_events(data)
+        history = _from_table(table, History(meta=meta))
+    return LogRead(history, other, _recent_rate(data), end)
+
+
+def _read_padded(path: Path) -> tuple[bytearray, int]:
+    """The file's bytes in a buffer with ``PAD`` zero bytes after them (read once, never copied)."""
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        buf = bytearray(size + PAD)
+        size = fh.readinto(memoryview(buf)[:size]) if size else 0
+    return buf, size
+
+
+def _recent_rate(data: Any, width: int = 65536) -> list[tuple[float, int]]:
     """``(t, step)`` of the last 50 train lines, from the log's tail (the rate and ETA need no more)."""
     out: list[tuple[float, int]] = []
-    for line in data[-width:].split(b"\n")[1:]:
+    tail = bytes(data[-width:]).split(b"\n")
+    for line in tail[1:] if len(data) > width else tail:
         if not any(m in line for m in _CURVE_MARKERS[::2]) or b'"train"' not in line:
             continue
         try:
@@ -50,8 +86,12 @@ def _recent_rate(data: bytes, width: int = 65536) -> list[tuple[float, int]]:
         except ValueError:
             continue
         t, step = event.get("t"), event.get("step")
-        if (event.get("kind") == "train" and isinstance(t, (int, float)) and isinstance(step, int)
-                and not isinstance(step, bool)):
+        if (
+            event.get("kind") == "train"
+            and isinstance(t, (int, float))
+            and isinstance(step, int)
+            and not isinstance(step, bool)
+        ):
             out.append((float(t), step))
     return out[-50:]
 
@@ -109,7 +149,7 @@ def _other_kind_pattern(spaced: bool) -> Any:
         from ehrdebug.runstore.events import KINDS
 
         others = "|".join(k for k in KINDS if k not in ("train", "eval")).encode()
-        sep = rb'\s*:\s*' if spaced else rb":"
+        sep = rb"\s*:\s*" if spaced else rb":"
         _OTHER_KIND[spaced] = re.compile(rb'"kind"' + sep + rb'"(?:' + others + rb')"')
     return _OTHER_KIND[spaced]
 
@@ -179,11 +219,14 @@ def _column(table: Any, name: str) -> tuple[Any, Any]:
 
 
 def _from_table(table: Any, history: History) -> History:
+    """Each numeric column of the train/eval rows routed as ``History.add_log`` routes its key, the series
+    put together in line order and normalised as the compact reader does (``compact._build``)."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    curve_rows = pc.is_in(table.column("kind"), value_set=pa.array(["train", "eval"]))
+    curve_rows = pc.fill_null(pc.is_in(table.column("kind"), value_set=pa.array(["train", "eval"])), False)
+    rows = np.flatnonzero(curve_rows.to_numpy(zero_copy_only=False)).astype(np.int64)
     table = table.filter(curve_rows)
     steps, steps_valid = (
         _column(table, "step") if "step" in table.column_names else (np.zeros(table.num_rows), None)
@@ -194,64 +237,25 @@ def _from_table(table: Any, history: History) -> History:
         else steps.astype(np.int64)
     )
     epochs, epochs_valid = _column(table, "epoch") if "epoch" in table.column_names else (None, None)
-    # series logged on the same lines (loss, lr, epoch of the train lines) share their steps and epochs:
-    # those lists are built once per set of lines and copied (a list copy is ~5x cheaper than tolist)
-    shared: dict[bytes, tuple[list[int], list[float | None], bool]] = {}
-    unsorted: set[int] = set()  # id() of series that need History's normalising (resumed runs, merged keys)
-    for name in table.column_names:
+    parts: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
+    for j, name in enumerate(table.column_names):
         if name in _SKIP or name in _META:
             continue
         try:
             values, valid = _column(table, name)
         except ValueError:
             continue  # a non-numeric payload key (History.add_log skips those too)
-        if not valid.any():
+        routed = route(name, 0.0)
+        if routed is None or not valid.any():
             continue
-        if name in ("loss", "train_loss_step"):
-            series = history.train
-        elif is_eval_loss_key(name):
-            series = history.evals.setdefault(name, Series(name))
-        else:
-            series = history.metrics.setdefault(name, Series(name))
         idx = np.flatnonzero(valid)
-        key = valid.tobytes()
-        if key not in shared:
-            at = steps[idx]
-            ordered = len(at) < 2 or bool(np.all(np.diff(at) > 0))  # sorted and unique: no normalising
-            if epochs is None:
-                ep: list[float | None] = [None] * len(idx)
-            elif epochs_valid[idx].all():
-                ep = epochs[idx].tolist()
-            else:
-                ep = [e if ok else None for e, ok in zip(epochs[idx].tolist(), epochs_valid[idx].tolist(), strict=True)]
-            shared[key] = (at.tolist(), ep, ordered, at.astype(np.float64))
-            at_list, ep_list = shared[key][0], shared[key][1]
-        else:
-            at_list, ep_list = shared[key][0].copy(), shared[key][1].copy()
-        picked = values[idx]
-        if series.steps or not shared[key][2]:
-            unsorted.add(id(series))
-            series.steps.extend(at_list)
-            series.values.extend(picked.tolist())
-            series.epochs.extend(ep_list)
-        else:
-            # a fresh series read in order takes the lists as they are, and keeps the numpy copies for the
-            # plot (Series.arrays() would otherwise convert the 1M-item lists back on the first draw)
-            series.steps, series.values, series.epochs = at_list, picked.tolist(), ep_list
-            series._arrays = (series.steps, series.values, len(picked), shared[key][3], picked)
-    return _normalized(history, unsorted)
-
-
-def _normalized(history: History, unsorted: set[int]) -> History:
-    """``History.normalized()`` only for series built from unsorted or repeated steps (a resumed run); a
-    1M-point series read in order is left alone."""
-
-    def fix(series: Series) -> Series:
-        return series.normalized() if id(series) in unsorted else series
-
-    return History(
-        train=fix(history.train),
-        evals={k: fix(v) for k, v in history.evals.items()},
-        metrics={k: fix(v) for k, v in history.metrics.items()},
-        meta=history.meta,
-    )
+        part = (
+            rows[idx] * 64 + min(j, 63),
+            steps[idx],
+            values[idx],
+            epochs[idx] if epochs is not None else None,
+            epochs_valid[idx] if epochs_valid is not None else None,
+        )
+        parts.setdefault(target(routed[0], name), []).append(part)
+    build(history, parts)
+    return history

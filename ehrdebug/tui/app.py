@@ -34,6 +34,7 @@ class EhrDebugApp(App[None]):
         self.root = Path(root)
         self.follow_interval = follow_interval
         self.current_run: Any = None
+        self.first_read: Any = _start_first_read(self.root)
 
     def on_mount(self) -> None:
         from ehrdebug.tui import services
@@ -42,7 +43,8 @@ class EhrDebugApp(App[None]):
         if self.root.is_dir() and services.is_run_dir(self.root):
             # one run opens on its Live run screen; the list of runs is built only if the user goes back
             # to it (composing it under the live view cost ~0.1 s of the open)
-            self.open_screen("live", services.open_run(self.root))
+            run = self.first_read.run if self.first_read is not None else services.open_run(self.root)
+            self.open_screen("live", run)
         else:
             self.push_screen(RunsScreen(self.root))
 
@@ -103,6 +105,22 @@ class EhrDebugApp(App[None]):
         screen = self.screen_stack[1] if len(self.screen_stack) > 1 else None
         marked = screen.marked_runs() if isinstance(screen, RunsScreen) else []
         self.open_screen("compare", runs=marked or None)
+
+
+def _start_first_read(root: Path) -> Any:
+    """One run given: its log is read in a thread from now on, while Textual starts (``tui.preload``)."""
+    from ehrdebug.errors import UserError
+    from ehrdebug.tui import services
+
+    try:
+        if not (root.is_dir() and services.is_run_dir(root)):
+            return None
+        run = services.open_run(root)
+    except (UserError, OSError):
+        return None  # on_mount opens it again and shows what is wrong
+    from ehrdebug.tui.preload import FirstRead
+
+    return FirstRead(run)
 
 
 def _make_screen(name: str, run: Any, **kwargs: Any) -> Screen[Any]:

@@ -185,6 +185,7 @@ class LiveState:
     total_steps: int | None = None
     total_epochs: float | None = None
     version: int = 0
+    read_end: int | None = None  # byte offset of the log the first read ended at (a follower starts there)
     _rate: list[tuple[float, int]] = field(default_factory=list)
     _floor: dict[str, int] = field(default_factory=dict)  # last step per kind read by the initial load
     _seen: set[tuple[Any, ...]] = field(default_factory=set)
@@ -202,10 +203,11 @@ class LiveState:
         other: list[dict[str, Any]] | None = None
         events_path = getattr(run, "events_path", None)
         if run.kind == "ehrdebug" and events_path is not None and events_path.is_file():
-            from ehrdebug.runstore.fastload import read_log
+            from ehrdebug.runstore.fastload import load
 
             try:
-                state.history, other, state._rate = read_log(events_path)
+                got = load(events_path)
+                state.history, other, state._rate, state.read_end = got.history, got.other, got.rate, got.end
                 state.last_t = state._rate[-1][0] if state._rate else None
             except ValueError:
                 other = None
@@ -217,14 +219,16 @@ class LiveState:
                 else []
             )
         for key in ("learning_rate", "lr"):
-            if key in state.history.metrics and state.history.metrics[key].values:
-                state.lr = state.history.metrics[key].values[-1]
-        train = state.history.train
-        state._floor["train"] = train.steps[-1] if train.steps else -1
-        state._floor["eval"] = max((s.steps[-1] for s in state.history.evals.values() if s.steps), default=-1)
-        if train.steps:
-            state.last_step = train.steps[-1]
-            state.last_epoch = train.epochs[-1]
+            last = state.history.metrics[key].last() if key in state.history.metrics else None
+            if last is not None:
+                state.lr = last[1]
+        last = state.history.train.last()  # (step, value, epoch): no 1M-item list is built for the screen
+        state._floor["train"] = last[0] if last else -1
+        state._floor["eval"] = max(
+            (p[0] for p in (s.last() for s in state.history.evals.values()) if p), default=-1
+        )
+        if last:
+            state.last_step, state.last_epoch = last[0], last[2]
         state._feed_other(other)
         if run.kind == "hf":
             state.state = run.status
@@ -329,8 +333,8 @@ class LiveState:
 
     def summary_lines(self) -> list[tuple[str, str]]:
         """(label, value) pairs for the stats panel."""
-        train = self.history.train
-        loss = train.values[-1] if train.values else None
+        last = self.history.train.last()
+        loss = last[1] if last else None
         best = self.best_eval()
         sps = self.steps_per_second()
         progress = f"{self.last_step}" + (f"/{self.total_steps}" if self.total_steps else "")

@@ -263,3 +263,21 @@ def project_config(start: str | os.PathLike[str] | None = None) -> Any:
         from ehrdebug.config import EhrDebugConfig
 
         return EhrDebugConfig()
+
+
+# -- compare (the same table as ``ehrdebug compare``) ----------------------------------------------------
+def bench_table(
+    paths: list[str | os.PathLike[str]], bootstrap: int = 200
+) -> tuple[tuple[str, ...], list[list[str]], list[str]]:
+    """The benchmark table of these runs as ``ehrdebug compare`` prints it (``recipes.bench.compare``):
+    (columns, one row of cells per run, notes such as "no test predictions: no intervals")."""
+    from recipes.bench.compare import compare_runs
+    from recipes.bench.report import HEAD, table_cells
+
+    rows = compare_runs([Path(p) for p in paths], bootstrap=bootstrap).rows
+    notes = [
+        f"{r['model']}: {r.get('note') or r['p_value_note']}"
+        for r in rows
+        if r.get("note") or r.get("p_value_note")
+    ]
+    return HEAD, table_cells(rows), notes

@@ -1,29 +1,41 @@
-"""Baseline configs: YAML over each baseline's declared defaults, with ``key=value`` overrides.
+"""Baseline configs on the training layer's one schema (``recipes.train.schema``): declared keys, pydantic checks.
 
-Every key a baseline reads is declared (shared keys here, its own in its module's ``DEFAULTS``), so an
-unknown key (a typo) is a one-line error naming the closest known key, as for the training loop's configs.
+Every key a baseline reads is declared once as ``dotted.name -> Key(type, default, doc)`` (shared keys here,
+its own in its module's ``KEYS``), exactly as a training task declares its keys; the defaults are assembled
+from those declarations and the merged config is validated by the same pydantic model builder
+(``schema.validate``), so ``train.lr=nan`` or ``model.max_depth=0`` is a one-line error before anything
+trains. An unknown key (a typo) is a one-line error naming the closest known key, as for the loop's configs.
+What stays here is what the loop's loader does not do for a baseline: merging the YAML and ``key=value``
+overrides over the baseline's own key set (the loop's loader looks keys up by training task).
 """
 
 from __future__ import annotations
 
-import copy
 import difflib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ehrdebug.errors import UserError
+from recipes.train.schema import Key, NonNegInt, PosInt, defaults_of, validate
 
-SHARED: dict[str, Any] = {
-    "recipe": "logreg",
-    "task": "mortality",  # mortality | next_visit (recipes.baselines.tasks.TASKS)
-    "label_field": "mortality",
-    "size": "small",
-    "out": "runs/baseline",
-    "seed": 0,
-    "threads": 1,
-    "device": "cpu",
-    "bootstrap": 200,  # bootstrap resamples of the test intervals (0 = none)
-    "data": {"root": None, "max_train": None},
+SHARED: dict[str, Key] = {
+    "recipe": Key(str, "logreg", "which baseline trains (recipes.baselines.registry.BASELINES)"),
+    "task": Key(str, "mortality", "mortality | next_visit (recipes.baselines.tasks.TASKS)"),
+    "label_field": Key(str, "mortality", "the 0/1 field of the records a mortality baseline predicts"),
+    "size": Key(
+        Literal["tiny", "small", "medium", "large"], "small", "size tier (for run.json and the benchmark)"
+    ),
+    "out": Key(str, "runs/baseline", "run directory; must be new or empty"),
+    "seed": Key(NonNegInt, 0, "seeds numpy, torch, python random and the data order"),
+    "threads": Key(NonNegInt, 1, "torch CPU threads; 0 = torch's default"),
+    "device": Key(
+        Literal["auto", "cuda", "mps", "cpu"], "cpu", "recorded in run.json; the baselines train on the CPU"
+    ),
+    "bootstrap": Key(NonNegInt, 200, "bootstrap resamples of the test intervals (0 = none)"),
+    "data.root": Key(
+        str | None, None, "a folder of {train,validation,test}.jsonl code records; null = the shipped sample"
+    ),
+    "data.max_train": Key(PosInt | None, None, "cap on training records"),
 }
 
 
@@ -38,59 +50,35 @@ def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _check_type(name: str, value: Any, default: Any, where: str) -> Any:
-    if default is None or value is None:
-        return value
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise UserError(f"{where}: {name}: expected true or false (got {value!r})")
-        return value
-    if isinstance(default, (int, float)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise UserError(f"{where}: {name}: expected a number (got {value!r})")
-        if isinstance(default, int) and not isinstance(value, int) and float(value).is_integer():
-            return int(value)
-        return value
-    if isinstance(default, list) and not isinstance(value, list):
-        raise UserError(f"{where}: {name}: expected a list (got {value!r})")
-    return value
-
-
-def _set(config: dict[str, Any], dotted: str, value: Any, known: dict[str, Any], where: str) -> None:
-    if dotted not in known:
-        match = difflib.get_close_matches(dotted, list(known), n=1, cutoff=0.5)
+def _set(config: dict[str, Any], dotted: str, value: Any, keys: dict[str, Key], where: str) -> None:
+    if dotted not in keys:
+        match = difflib.get_close_matches(dotted, list(keys), n=1, cutoff=0.5)
         hint = f" (did you mean {match[0]!r}?)" if match else ""
         raise UserError(f"{where}: unknown config key {dotted!r}{hint}")
     node = config
     *parents, leaf = dotted.split(".")
     for part in parents:
         node = node.setdefault(part, {})
-    node[leaf] = _check_type(dotted, value, known[dotted], where)
+    node[leaf] = value
 
 
 def build_config(
-    defaults: dict[str, Any], data: dict[str, Any], overrides: list[str], where: str
+    keys: dict[str, Key], defaults: dict[str, Any], data: dict[str, Any], overrides: list[str], where: str
 ) -> dict[str, Any]:
-    """Shared defaults ← the baseline's defaults ← the YAML mapping ← ``key=value`` overrides."""
+    """Declared defaults (with the baseline's ``defaults`` for some of them) ← the YAML mapping ← ``key=value``
+    overrides, then validated against ``keys`` (``schema.validate``: one-line UserError on the first problem)."""
     from recipes.train.config import parse_value
 
-    config = copy.deepcopy(SHARED)
-    for key, value in _flat(defaults).items():
-        node = config
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = copy.deepcopy(value)
-    known = _flat(config)
+    config = defaults_of(keys, defaults)
     for key, value in _flat(data).items():
-        _set(config, key, value, known, where)
+        _set(config, key, value, keys, where)
     for item in overrides:
         key, sep, raw = item.partition("=")
         key = key.strip().lstrip("-")
         if not sep or not key:
             raise UserError(f"override: expected key=value, got {item!r}")
-        _set(config, key, parse_value(raw), known, "override")
-    return config
+        _set(config, key, parse_value(raw), keys, "override")
+    return validate(config, keys, where)
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:

@@ -17,22 +17,38 @@ from typing import Any
 from recipes.baselines import common
 from recipes.baselines.data import ages_first_last, bag_of_codes, code_vocab, load_splits
 from recipes.baselines.tasks import get_task
+from recipes.train.schema import Key, NonNegFloat, PosFloat, PosInt, UnitInterval
 
 
 class XGBoost:
     NAME = "xgboost"
     ARCHITECTURE = "xgboost"
     TASKS = ("mortality",)
-    DEFAULTS: dict[str, Any] = {
-        "out": "runs/xgboost_mortality_small",
-        "min_frequency": 1,
-        "model": {"n_estimators": 400, "max_depth": 3, "learning_rate": 0.05, "subsample": 0.9,
-                  "colsample_bytree": 0.8, "min_child_weight": 1.0, "reg_lambda": 1.0, "scale_pos_weight": 1.0},
-        "early_stopping": {"patience": 40},
-    }  # fmt: skip
+    DEFAULTS: dict[str, Any] = {"out": "runs/xgboost_mortality_small"}  # of shared keys
+    KEYS: dict[str, Key] = {
+        "min_frequency": Key(PosInt, 1, "codes seen fewer times in training are dropped"),
+        "model.n_estimators": Key(PosInt, 400, "boosting rounds at most"),
+        "model.max_depth": Key(PosInt, 3, "depth of each tree"),
+        "model.learning_rate": Key(PosFloat, 0.05, "shrinkage of each round"),
+        "model.subsample": Key(UnitInterval, 0.9, "share of records each tree sees"),
+        "model.colsample_bytree": Key(UnitInterval, 0.8, "share of features each tree sees"),
+        "model.min_child_weight": Key(NonNegFloat, 1.0, "smallest hessian sum of a leaf"),
+        "model.reg_lambda": Key(NonNegFloat, 1.0, "L2 regularisation of the leaf weights"),
+        "model.scale_pos_weight": Key(PosFloat, 1.0, "weight of the positive class"),
+        "early_stopping.patience": Key(
+            PosInt, 40, "rounds without a better validation log-loss before stopping"
+        ),
+    }
 
     def planned_steps(self, config: dict[str, Any]) -> int:
         return int(config["model"]["n_estimators"])
+
+    def size(self, config: dict[str, Any]) -> dict[str, Any]:
+        """Tree nodes are counted after training (early stopping picks the rounds): here only their bound."""
+        m = config["model"]
+        bound = int(m["n_estimators"]) * (2 ** (int(m["max_depth"]) + 1) - 1)
+        return {"parameters": None, "trainable_parameters": None,
+                "note": f"tree nodes counted after training: at most {bound:,} ({m['n_estimators']} rounds of depth {m['max_depth']})"}  # fmt: skip
 
     def train(self, config: dict[str, Any], out_dir: str | Path | None = None) -> Path:
         import numpy as np

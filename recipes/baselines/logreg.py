@@ -13,27 +13,39 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from recipes.baselines import common
 from recipes.baselines.data import bag_of_codes, code_vocab, load_splits
 from recipes.baselines.tasks import get_task
+from recipes.train.schema import Key, PosFloat, PosInt
 
 
 class LogReg:
     NAME = "logreg"
     ARCHITECTURE = "logistic_regression"
     TASKS = ("mortality",)
-    DEFAULTS: dict[str, Any] = {
-        "out": "runs/logreg_mortality_small",
-        "features": "bag_of_codes",  # bag_of_codes | none (the class prior)
-        "binary": True,  # code presence (true) or counts (false)
-        "min_frequency": 1,
-        "model": {"C": 1.0, "max_iter": 2000},
+    DEFAULTS: dict[str, Any] = {"out": "runs/logreg_mortality_small"}  # of shared keys
+    KEYS: dict[str, Key] = {
+        "features": Key(
+            Literal["bag_of_codes", "none"], "bag_of_codes", "bag_of_codes, or none: the class prior"
+        ),
+        "binary": Key(bool, True, "code presence (true) or counts (false)"),
+        "min_frequency": Key(PosInt, 1, "codes seen fewer times in training are dropped"),
+        "model.C": Key(PosFloat, 1.0, "inverse L2 regularisation strength (scikit-learn's C)"),
+        "model.max_iter": Key(PosInt, 2000, "solver iterations"),
     }
 
     def planned_steps(self, config: dict[str, Any]) -> int:
         return 1
+
+    def size(self, config: dict[str, Any]) -> dict[str, Any]:
+        """One weight per code of the training split plus the intercept (``ehrdebug bench --dry-run``)."""
+        if config["features"] == "none":
+            return {"parameters": 1, "trainable_parameters": 1}
+        task = get_task(config["task"])
+        n = len(code_vocab(load_splits(config, task.usable(config)).train, int(config["min_frequency"]))) + 1
+        return {"parameters": n, "trainable_parameters": n}
 
     def train(self, config: dict[str, Any], out_dir: str | Path | None = None) -> Path:
         import numpy as np

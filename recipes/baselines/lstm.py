@@ -19,6 +19,8 @@ from typing import Any
 from recipes.baselines import common
 from recipes.baselines.data import code_vocab, load_splits
 from recipes.baselines.tasks import get_task
+from recipes.baselines.torch_fit import fit_keys
+from recipes.train.schema import Fraction, Key, PosFloat, PosInt
 
 
 def build_model(cfg: SimpleNamespace) -> Any:
@@ -50,18 +52,28 @@ def build_model(cfg: SimpleNamespace) -> Any:
     return BiLSTM(cfg)
 
 
+def _model_config(config: dict[str, Any], vocab_size: int, outputs: list[str], task: str) -> SimpleNamespace:
+    m = config["model"]
+    return SimpleNamespace(model_type="ehrdebug_bilstm", vocab_size=vocab_size, embedding_size=int(m["embedding_size"]),
+                           hidden_size=int(m["hidden_size"]), num_layers=int(m["num_layers"]), dropout=float(m["dropout"]),
+                           num_outputs=len(outputs), task=task, outputs=outputs, max_length=int(config["max_length"]))  # fmt: skip
+
+
 class LSTMBaseline:
     NAME = "lstm"
     ARCHITECTURE = "lstm"
     TASKS = ("mortality", "next_visit")
-    DEFAULTS: dict[str, Any] = {
-        "out": "runs/lstm_mortality_small",
-        "min_frequency": 1,
-        "max_length": 128,
-        "model": {"embedding_size": 32, "hidden_size": 32, "num_layers": 1, "dropout": 0.2},
-        "train": {"epochs": 30, "batch_size": 32, "lr": 3e-3, "weight_decay": 1e-4, "patience": 5, "max_minutes": 5.0,
-                  "log_every": 10, "pos_weight": 1.0},
-    }  # fmt: skip
+    DEFAULTS: dict[str, Any] = {"out": "runs/lstm_mortality_small"}  # of shared keys
+    KEYS: dict[str, Key] = {
+        "min_frequency": Key(PosInt, 1, "codes seen fewer times in training map to [UNK]"),
+        "max_length": Key(PosInt, 128, "positions kept per record (the latest codes)"),
+        "model.embedding_size": Key(PosInt, 32, "code embedding width"),
+        "model.hidden_size": Key(PosInt, 32, "LSTM state width (each direction)"),
+        "model.num_layers": Key(PosInt, 1, "stacked LSTM layers"),
+        "model.dropout": Key(Fraction, 0.2, "dropout before the head (and between layers)"),
+        **fit_keys(epochs=30, batch_size=32, lr=3e-3, weight_decay=1e-4, patience=5, max_minutes=5.0),
+        "train.pos_weight": Key(PosFloat, 1.0, "weight of the positive class in the loss (mortality)"),
+    }
 
     def planned_steps(self, config: dict[str, Any]) -> int:
         from math import ceil
@@ -70,6 +82,19 @@ class LSTMBaseline:
 
         n = len(read_split(data_root(config), "train"))
         return int(config["train"]["epochs"]) * ceil(n / int(config["train"]["batch_size"]))
+
+    def size(self, config: dict[str, Any]) -> dict[str, Any]:
+        """Parameters of the model this config builds on its training split (``ehrdebug bench --dry-run``)."""
+        from recipes.baselines.sequences import CodeIndex
+        from recipes.baselines.torch_fit import count_parameters
+
+        task = get_task(config["task"])
+        train = load_splits(config, task.usable(config)).train
+        vocab = len(CodeIndex(code_vocab(train, int(config["min_frequency"]))))
+        total, trainable = count_parameters(
+            build_model(_model_config(config, vocab, task.output_vocab(train), task.name))
+        )
+        return {"parameters": total, "trainable_parameters": trainable}
 
     def train(self, config: dict[str, Any], out_dir: str | Path | None = None) -> Path:
         import torch
@@ -90,11 +115,7 @@ class LSTMBaseline:
         ys = {name: torch.from_numpy(task.targets(getattr(splits, name), config, outputs)) for name in enc}
         if ys["train"].dim() == 1:
             ys = {k: v.unsqueeze(-1) for k, v in ys.items()}
-        m = config["model"]
-        cfg = SimpleNamespace(model_type="ehrdebug_bilstm", vocab_size=len(index), embedding_size=int(m["embedding_size"]),
-                              hidden_size=int(m["hidden_size"]), num_layers=int(m["num_layers"]), dropout=float(m["dropout"]),
-                              num_outputs=len(outputs), task=task.name, outputs=outputs, max_length=int(config["max_length"]))  # fmt: skip
-        model = build_model(cfg)
+        model = build_model(_model_config(config, len(index), outputs, task.name))
         pos_weight = torch.tensor([float(config["train"]["pos_weight"])]) if task.kind == "binary" else None
         bce = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
 

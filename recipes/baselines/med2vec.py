@@ -20,22 +20,38 @@ from typing import Any
 from recipes.baselines import common
 from recipes.baselines.data import code_vocab, load_splits, visits_of
 from recipes.baselines.tasks import get_task
+from recipes.baselines.torch_fit import fit_keys
+from recipes.train.schema import Fraction, Key, NonNegInt, PosInt
+
+
+def _model_config(config: dict[str, Any], vocab_size: int, outputs: list[str], task: str) -> SimpleNamespace:
+    m = config["model"]
+    return SimpleNamespace(model_type="ehrdebug_med2vec", vocab_size=vocab_size, embedding_size=int(m["embedding_size"]),
+                           hidden_size=int(m["hidden_size"]), window=int(m["window"]), head_hidden=int(config["head"]["hidden"]),
+                           head_dropout=float(config["head"]["dropout"]), num_outputs=len(outputs), task=task,
+                           outputs=outputs)  # fmt: skip
 
 
 class Med2VecBaseline:
     NAME = "med2vec"
     ARCHITECTURE = "med2vec"
     TASKS = ("mortality", "next_visit")
-    DEFAULTS: dict[str, Any] = {
-        "out": "runs/med2vec_mortality_small",
-        "min_frequency": 1,
-        "model": {"embedding_size": 64, "hidden_size": 64, "window": 2, "max_code_pairs": 4096},
-        "pretrain": {"epochs": 20, "batch_size": 64, "lr": 3e-3, "weight_decay": 1e-4, "patience": 3, "max_minutes": 3.0,
-                     "log_every": 10},
-        "head": {"hidden": 0, "dropout": 0.1},
-        "train": {"epochs": 60, "batch_size": 64, "lr": 1e-2, "weight_decay": 1e-3, "patience": 8, "max_minutes": 2.0,
-                  "log_every": 10},
-    }  # fmt: skip
+    DEFAULTS: dict[str, Any] = {"out": "runs/med2vec_mortality_small"}  # of shared keys
+    KEYS: dict[str, Key] = {
+        "min_frequency": Key(PosInt, 1, "codes seen fewer times in training map to [UNK]"),
+        "model.embedding_size": Key(PosInt, 64, "code representation width (non-negative, ReLU)"),
+        "model.hidden_size": Key(PosInt, 64, "visit representation width"),
+        "model.window": Key(PosInt, 2, "neighbouring visits whose codes each visit predicts"),
+        "model.max_code_pairs": Key(PosInt, 4096, "co-occurring code pairs sampled per batch"),
+        **fit_keys(
+            "pretrain", epochs=20, batch_size=64, lr=3e-3, weight_decay=1e-4, patience=3, max_minutes=3.0
+        ),
+        "head.hidden": Key(
+            NonNegInt, 0, "0: logistic regression on the patient vector; else an MLP of this width"
+        ),
+        "head.dropout": Key(Fraction, 0.1, "dropout of the MLP head"),
+        **fit_keys(epochs=60, batch_size=64, lr=1e-2, weight_decay=1e-3, patience=8, max_minutes=2.0),
+    }
 
     def planned_steps(self, config: dict[str, Any]) -> int:
         from math import ceil
@@ -46,6 +62,19 @@ class Med2VecBaseline:
         return sum(
             int(config[p]["epochs"]) * ceil(n / int(config[p]["batch_size"])) for p in ("pretrain", "train")
         )
+
+    def size(self, config: dict[str, Any]) -> dict[str, Any]:
+        """Parameters of the encoder and head this config builds on its training split (``bench --dry-run``)."""
+        from recipes.baselines.med2vec_model import build_encoder, build_head
+        from recipes.baselines.sequences import CodeIndex
+        from recipes.baselines.torch_fit import count_parameters
+
+        task = get_task(config["task"])
+        train = load_splits(config, task.usable(config)).train
+        vocab = len(CodeIndex(code_vocab(train, int(config["min_frequency"]))))
+        cfg = _model_config(config, vocab, task.output_vocab(train), task.name)
+        total, _ = count_parameters(build_head(cfg, build_encoder(cfg)))
+        return {"parameters": total, "trainable_parameters": total}
 
     def train(self, config: dict[str, Any], out_dir: str | Path | None = None) -> Path:
         import torch
@@ -70,10 +99,7 @@ class Med2VecBaseline:
         def pretrain_batch(split: str, idx: list[int]) -> dict[str, Any]:
             return visit_batch([patients[split][i] for i in idx], len(index), window, max_pairs, generator)
 
-        cfg = SimpleNamespace(model_type="ehrdebug_med2vec", vocab_size=len(index), embedding_size=int(m["embedding_size"]),
-                              hidden_size=int(m["hidden_size"]), window=window, head_hidden=int(config["head"]["hidden"]),
-                              head_dropout=float(config["head"]["dropout"]), num_outputs=len(outputs), task=task.name,
-                              outputs=outputs)  # fmt: skip
+        cfg = _model_config(config, len(index), outputs, task.name)
         encoder = build_encoder(cfg)
         history: dict[str, list[dict[str, Any]]] = {"train": [], "eval": []}
         with common.open_logger(config, run_dir, self.ARCHITECTURE, task, splits.files()) as log:

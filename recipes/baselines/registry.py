@@ -1,9 +1,11 @@
 """The baselines by name: the benchmark and ``ehrdebug train`` look them up here (no code branches on names).
 
 A config names its baseline with ``recipe:`` (as a training-loop config names its task). Adding a
-baseline: a module with an object that has ``NAME``, ``ARCHITECTURE``, ``TASKS``, ``DEFAULTS``,
-``planned_steps(config)`` and ``train(config, out_dir) -> Path``, one line in ``BASELINES`` and a
-``recipes/configs/<name>_<task>_<size>.yaml``.
+baseline: a module with an object that has ``NAME``, ``ARCHITECTURE``, ``TASKS``, ``KEYS`` (its own config
+keys, ``recipes.train.schema.Key`` as a training task declares them), ``DEFAULTS`` (its defaults of shared keys),
+``planned_steps(config)``, ``size(config) -> {parameters, trainable_parameters[, note]}`` (what
+``ehrdebug bench --dry-run`` reports without training) and ``train(config, out_dir) -> Path``, one line
+in ``BASELINES`` and a ``recipes/configs/<name>_<task>_<size>.yaml``.
 """
 
 from __future__ import annotations
@@ -47,14 +49,18 @@ def baseline_name(path: str | Path) -> str | None:
 
 def load_baseline_config(path: str | Path | None, overrides: list[str] | None = None) -> dict[str, Any]:
     """The baseline's defaults ← the YAML file ← ``key=value`` overrides (``recipe=`` may pick it)."""
-    from recipes.baselines.config import build_config, read_yaml
+    from recipes.baselines.config import SHARED, build_config, read_yaml
 
     data = read_yaml(path) if path is not None else {}
     overrides = list(overrides or [])
     name = next((o.split("=", 1)[1] for o in overrides if o.startswith("recipe=")), data.get("recipe"))
     baseline = get_baseline(str(name))
     config = build_config(
-        {**baseline.DEFAULTS, "recipe": baseline.NAME}, data, overrides, str(path or "config")
+        {**SHARED, **baseline.KEYS},
+        {**baseline.DEFAULTS, "recipe": baseline.NAME},
+        data,
+        overrides,
+        str(path or "config"),
     )
     if config["task"] not in baseline.TASKS:
         raise UserError(

@@ -39,6 +39,35 @@ def higher_is_better(metric: str) -> bool:
     return "loss" not in metric and "brier" not in metric
 
 
+def fit_keys(
+    prefix: str = "train",
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    weight_decay: float,
+    patience: int | None,
+    max_minutes: float | None,
+    log_every: int = 10,
+) -> dict[str, Any]:
+    """The schema keys (``recipes.train.schema.Key``) of one ``fit`` phase under ``prefix``, with its defaults."""
+    from recipes.train.schema import Key, NonNegFloat, PosFloat, PosInt
+
+    return {
+        f"{prefix}.epochs": Key(PosInt, epochs, "passes over the training records at most"),
+        f"{prefix}.batch_size": Key(PosInt, batch_size, "records per step"),
+        f"{prefix}.lr": Key(PosFloat, lr, "AdamW learning rate"),
+        f"{prefix}.weight_decay": Key(NonNegFloat, weight_decay, "AdamW weight decay"),
+        f"{prefix}.patience": Key(
+            PosInt | None, patience, "epochs without improvement before stopping; null = off"
+        ),
+        f"{prefix}.max_minutes": Key(
+            PosFloat | None, max_minutes, "stop after this much training time; null = none"
+        ),
+        f"{prefix}.log_every": Key(PosInt, log_every, "steps between train events"),
+    }
+
+
 def fit(model: Any, n_train: int, make_batch: Callable[[list[int]], dict[str, Any]], loss_fn: Callable[[Any, dict[str, Any]], Any],
         evaluate: Callable[[Any], dict[str, float]], fit_config: dict[str, Any], log: Any, *, metric: str, seed: int,
         phase: str = "", first_step: int = 0, history: dict[str, list[dict[str, Any]]] | None = None,

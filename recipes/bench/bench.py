@@ -117,7 +117,7 @@ def run_bench(path: str | Path, overrides: list[str] | None = None, progress: bo
     shared = _shared(config)
     entries: list[Entry] = []
     finished: dict[str, Path] = {}
-    started = time.time()
+    started, started_cpu = time.time(), time.process_time()
     interrupted: BaseException | None = None
     with BenchProgress(len(config["models"]), enabled=progress) as view:
         for index, model in enumerate(config["models"]):
@@ -170,7 +170,9 @@ def run_bench(path: str | Path, overrides: list[str] | None = None, progress: bo
     rows = build_rows(
         entries, bootstrap=int(config["bootstrap"]), seed=int(config["seed"]), metric=config["metric"]
     )
-    write_outputs(out, rows, _meta(config, path, rows, time.time() - started), f"Benchmark: {config['name']}")
+    meta = _meta(config, path, rows, time.time() - started)
+    meta["total_cpu_seconds"] = round(time.process_time() - started_cpu, 1)
+    write_outputs(out, rows, meta, f"Benchmark: {config['name']}")
     if interrupted is not None:
         raise interrupted
     return out

@@ -3,7 +3,9 @@
 Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` (reset before the model starts); on a CPU the
 process's peak resident set size while the model trained, sampled with psutil every 50 ms (``rss``),
 with the RSS before it started beside it, since a process's RSS includes what earlier models and the
-imports left behind. Saved as ``artifacts/resources.json`` in the model's run directory.
+imports left behind. CPU seconds: the process's user + system time over all its threads while the model
+trained (``time.process_time``): unlike wall time, it barely moves when other work shares the cores.
+Saved as ``artifacts/resources.json`` in the model's run directory.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class Measure:
         self._peak = self._before
         self._cuda = _cuda_reset()
         self._start = time.perf_counter()
+        self._cpu = time.process_time()
         self._thread = threading.Thread(target=self._sample, args=(process,), daemon=True)
         self._thread.start()
         return self
@@ -50,6 +53,7 @@ class Measure:
         if self._thread is not None:
             self._thread.join(timeout=1)
         self.result = {"wall_seconds": round(time.perf_counter() - self._start, 3),
+                       "cpu_seconds": round(time.process_time() - self._cpu, 3),
                        "rss_before_mb": round(self._before / MB, 1), "peak_rss_mb": round(self._peak / MB, 1),
                        "rss_growth_mb": round((self._peak - self._before) / MB, 1)}  # fmt: skip
         if self._cuda:

@@ -7,7 +7,8 @@ adapter (plus tokenizer and state) without the merged full weights. Never optimi
 ``include_optimizer``, which also adds the latest checkpoint whole, to resume elsewhere), never the
 other intermediate checkpoints or a half-written ``.tmp-step-N``. A benchmark folder packs its table,
 report and plots and every run under ``runs/``. An interrupted run (no final status, a torn last line)
-packs as it is, with a note. An existing archive is never overwritten.
+packs as it is, with a note, and gets the ``artifacts/summary.md`` it did not write. An existing archive is
+never overwritten.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ehrdebug.errors import UserError
 OPTIMIZER_FILES = ("optimizer.pt", "scheduler.pt")
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
 RUN_FILES = ("run.json", "events.jsonl", "ehrdebug.toml")
+SUMMARY = "summary.md"  # recipes.bench.run_summary.SUMMARY (not imported here: matplotlib is only needed to write one)
 
 
 @dataclass
@@ -89,9 +91,14 @@ def run_members(run: Path, include_optimizer: bool) -> tuple[list[Path], dict[st
     from recipes.bench.runinfo import read_run
 
     record = read_run(run)
+    notes: list[str] = []
+    if not (run / "artifacts" / SUMMARY).is_file():  # an interrupted run stopped before writing its own
+        from recipes.bench.run_summary import write_run_summary
+
+        write_run_summary(run)
+        notes.append(f"{run.name}: wrote artifacts/{SUMMARY} (the run had none)")
     members = [run / name for name in RUN_FILES if (run / name).is_file()]
     members += _files(run / "artifacts")
-    notes: list[str] = []
     info: dict[str, Any] = {
         "name": run.name,
         "status": record.status,

@@ -53,24 +53,33 @@ def _with_ci(row: dict[str, Any], name: str) -> str:
     return f"{value} [{ci['low']:.3f}, {ci['high']:.3f}]"
 
 
-def table_lines(rows: list[dict[str, Any]]) -> list[str]:
-    head = ("model", "tier", "params", "trainable", "train s", "s/epoch", "peak MB", "checkpoint",
-            "AUROC [95% CI]", "AUPRC [95% CI]", "F1 [95% CI]", "p vs best baseline")  # fmt: skip
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+HEAD = ("model", "tier", "params", "trainable", "train s", "CPU s", "s/epoch", "peak MB", "checkpoint",
+        "AUROC [95% CI]", "AUPRC [95% CI]", "F1 [95% CI]", "p vs best baseline")  # fmt: skip
+
+
+def table_cells(rows: list[dict[str, Any]]) -> list[list[str]]:
+    """The table's cells (columns of ``HEAD``) for every scored row: what ``report.md``, ``ehrdebug compare``
+    and the TUI's Compare screen show, formatted once."""
+    body = []
     for row in rows:
         if not row.get("scored", True):
             continue
         if row.get("status") in ("failed", "skipped"):
-            lines.append(f"| {row['model']} | " + " | ".join(["—"] * 10) + f" | {row['status']} |")
+            body.append([row["model"], *(["—"] * (len(HEAD) - 2)), str(row["status"])])
             continue
         p = "reference" if row.get("best_baseline") else _p(row.get("p_value"), row.get("p_value_n"))
         name = f"{row['model']} (baseline)" if row.get("baseline") else row["model"]
-        lines.append("| " + " | ".join([
+        body.append([
             name, str(row.get("tier") or "—"), _count(row.get("parameters")), _count(row.get("trainable_parameters")),
-            _num(row.get("train_seconds"), 1), _num(row.get("seconds_per_epoch"), 2), _num(row.get("peak_memory_mb"), 0),
-            _checkpoint(row), *(_with_ci(row, m) for m in METRICS), p,
-        ]) + " |")  # fmt: skip
-    return lines
+            _num(row.get("train_seconds"), 1), _num(row.get("cpu_seconds"), 1), _num(row.get("seconds_per_epoch"), 2),
+            _num(row.get("peak_memory_mb"), 0), _checkpoint(row), *(_with_ci(row, m) for m in METRICS), p,
+        ])  # fmt: skip
+    return body
+
+
+def table_lines(rows: list[dict[str, Any]]) -> list[str]:
+    lines = ["| " + " | ".join(HEAD) + " |", "|" + "---|" * len(HEAD)]
+    return lines + ["| " + " | ".join(cells) + " |" for cells in table_cells(rows)]
 
 
 def write_outputs(
@@ -101,6 +110,7 @@ def write_outputs(
         "test_records",
         "test_positives",
         "total_seconds",
+        "total_cpu_seconds",
         "cpu_threads",
         "device",
         "created",
@@ -111,7 +121,9 @@ def write_outputs(
     lines.append("Intervals: percentile bootstrap over test records (same resamples for every model). p: two-sided paired "
                  "bootstrap of the difference in the benchmark metric (test AUROC by default) against the best baseline on the same test subjects "
                  "(`ehrdebug.metrics.paired_bootstrap`). F1 at the threshold each model chose on validation. Peak MB: "
-                 "`torch.cuda.max_memory_allocated` on a GPU, else the process's peak RSS while the model trained.")  # fmt: skip
+                 "`torch.cuda.max_memory_allocated` on a GPU, else the process's peak RSS while the model trained. Train s: the "
+                 "recipe's own training time; CPU s: the process's CPU time while the model trained, evaluation and test "
+                 "included (it barely moves when other work shares the cores; wall time does).")  # fmt: skip
     other = [r for r in rows if not r.get("scored", True)]
     if other:
         lines += ["", "Trained but not scored (pretraining steps): " + ", ".join(

@@ -5,7 +5,8 @@
 ``loop``: every other recipe config, through the training layer's public entry points
 (``recipes.train.load_recipe_config`` and ``recipes.train.run_training``): BEHRT, and any code model
 that registers a task there. Each runner maps the benchmark's shared settings (data root, label,
-seed, threads) onto its own config keys, so one dataset and split reach every model.
+seed, threads) onto its own config keys, so one dataset and split reach every model. ``dry_run(config)``
+reports a model's parameter counts without training (``ehrdebug bench --dry-run``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from ehrdebug.errors import UserError
+
+#: model-config keys that fix an encoder's shape (a fine-tuned model takes its init_from's at train time)
+SHAPE_KEYS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "state_size", "d_model",
+              "num_layers", "n_layer", "max_position_embeddings")  # fmt: skip
 
 
 class BaselineRunner:
@@ -49,6 +54,13 @@ class BaselineRunner:
 
     def ensure_predictions(self, run_dir: Path, config: dict[str, Any]) -> None:
         return None  # the baselines write artifacts/test_predictions.jsonl themselves
+
+    def dry_run(self, config: dict[str, Any]) -> dict[str, Any]:
+        """Parameters without training (``bench --dry-run``): the baseline's own ``size(config)``."""
+        from recipes.baselines.registry import get_baseline
+
+        baseline = get_baseline(config["recipe"])
+        return {"architecture": baseline.ARCHITECTURE, "tier": config["size"], **baseline.size(config)}
 
 
 class LoopRunner:
@@ -107,6 +119,25 @@ class LoopRunner:
         from recipes.bench.predict import loop_test_predictions
 
         loop_test_predictions(run_dir, config)
+
+    def dry_run(self, config: dict[str, Any]) -> dict[str, Any]:
+        """The task builds its model on the meta device (shapes, no memory, no weights read; ``init_from``
+        left out) and LoRA wraps it as training would: its parameter counts without training."""
+        import torch
+
+        from recipes.train import engine as E
+        from recipes.train.task import get_task
+
+        task = get_task(config["recipe"])
+        with torch.device("meta"):
+            model, _, _ = task.build({**config, "init_from": None}, None)
+            model_config = getattr(model, "config", None)
+            shape = {k: getattr(model_config, k) for k in SHAPE_KEYS if hasattr(model_config, k)}
+            if config["use_lora"]:
+                model = E.apply_lora(model, config, task)
+        share = E.trainable_share(model)
+        return {"architecture": task.ARCHITECTURE, "tier": config["size"], "parameters": share["total"],
+                "trainable_parameters": share["trainable"], "shape": shape}  # fmt: skip
 
 
 RUNNERS: list[Any] = [BaselineRunner(), LoopRunner()]

@@ -86,6 +86,7 @@ def build_rows(
             "train_seconds": seconds, "seconds_per_epoch": round(seconds / epochs, 3) if seconds and epochs else None,
             "epochs": epochs, "peak_memory_mb": record.resources.get("peak_memory_mb"),
             "memory_source": record.resources.get("memory_source"), "wall_seconds": record.resources.get("wall_seconds"),
+            "cpu_seconds": record.resources.get("cpu_seconds"),
             "checkpoint": str(best.relative_to(entry.run_dir)) if best is not None else None,
             "checkpoint_bytes": checkpoint_bytes(best), "adapter_bytes": checkpoint_bytes(adapter),
         })  # fmt: skip

@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +72,7 @@ def apply_fixes(
                 raise
             skipped.append({"id": fix.id, "why": str(exc)})
     out = new_out_dir(out_dir)
+    tgt = replace(tgt, info={**tgt.info, "out_dir": str(out)})  # a fix that writes data (a cut copy) writes it under out
     applied: list[dict[str, Any]] = []
     cfg = copy.deepcopy(tgt.config) if tgt.config is not None else None
     checkpoint: Path | None = None

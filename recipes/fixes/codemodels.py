@@ -1,5 +1,6 @@
 """Config fixes for code-sequence models (BEHRT and the models on its layer): MLM batches, embedding tables,
-outcome leakage and a learning rate too low to learn.
+outcome leakage, events after the prediction time, a learning rate too low to learn, a next-visit head
+that starts far from the code prior.
 
 Each fix edits the training config the next ``ehrdebug train`` reads; which keys hold the MLM settings,
 the table sizes and the input exclusions is declared once below (``KEYS``), in the BEHRT tasks' schema.
@@ -25,7 +26,10 @@ KEYS = {
     "exclude_codes": "data.exclude_codes",
     "age_bucket": "age_bucket_years",
     "lr": "lr",
+    "codes_dir": "data.codes_dir",
+    "prior_bias": "next_visit.prior_bias",
 }
+CUT_DIR = "data-cut-at-prediction-time"  # under the fix's output folder: the user's records stay as they are
 # encoder input -> config key of its table size
 TABLES: dict[str, str] = {
     "age_ids": "model.age_vocab_size",
@@ -149,6 +153,48 @@ def _raise_lr(cfg: dict[str, Any], target: Target) -> list[Change]:
     return changes
 
 
+def _cut_at_prediction_time(cfg: dict[str, Any], target: Target) -> list[Change]:
+    """A copy of the run's records with every event after its prediction time dropped (written under the fix's
+    output folder; the original records are never touched), and ``data.codes_dir`` pointed at it."""
+    import json
+    from pathlib import Path
+
+    from probes.leakage import cut_at_prediction
+    from recipes.train.task import get_task
+
+    key = _require(cfg, "codes_dir")
+    source = get_task(cfg["recipe"]).codes_dir(cfg)
+    splits = [p for p in (source / f"{s}.jsonl" for s in ("train", "validation", "test")) if p.is_file()]
+    if not splits:
+        raise UserError(f"{source} holds no {{train,validation,test}}.jsonl to cut")
+    out = target.info.get("out_dir")
+    dest = Path(out) / CUT_DIR if out else None
+    cut_records = cut_events = 0
+    for path in splits:
+        rows = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                record, dropped = cut_at_prediction(json.loads(line))
+                cut_records += bool(dropped)
+                cut_events += dropped
+                rows.append(json.dumps(record) + "\n")
+        if dest is not None:
+            dest.mkdir(parents=True, exist_ok=True)
+            (dest / path.name).write_text("".join(rows), encoding="utf-8")
+    changes: list[Change] = []
+    if cut_records:
+        set_key(cfg, key, str(dest.resolve()) if dest else f"<fix output>/{CUT_DIR}", changes,
+                f"{cut_events} events after the prediction time dropped from {cut_records} records")
+    return changes
+
+
+def _prior_bias(cfg: dict[str, Any], target: Target) -> list[Change]:
+    changes: list[Change] = []
+    set_key(cfg, _require(cfg, "prior_bias"), True, changes,
+            "the head starts at each code's training log-odds and learns what the history adds")
+    return changes
+
+
 MLM_IGNORE_INDEX = Fix("mlm-ignore-index", ("data.mlm_batch",), "label positions without a target get -100",
                        on_config=_ignore_index)
 MLM_MASKING_RATE = Fix("mlm-masking-rate", ("data.mlm_batch",), "mask 15% of the maskable codes", on_config=_masking_rate)
@@ -162,4 +208,11 @@ DROP_OUTCOME = Fix("drop-outcome-codes", ("data.label_leakage",), "exclude codes
 INCREASE_LR = Fix("increase-learning-rate", ("metrics.classifier", "metrics.next_visit", "curves.stalled"),
                   "raise a learning rate too low to learn (tenfold steps up to the recipe's default)", on_config=_raise_lr)
 
-FIXES = (MLM_IGNORE_INDEX, MLM_MASKING_RATE, MLM_SKIP_SPECIAL, MLM_80_10_10, GROW_TABLES, DROP_OUTCOME, INCREASE_LR)
+CUT_AT_PREDICTION = Fix("cut-at-prediction-time", ("data.label_leakage",),
+                        "drop the events after each record's prediction time (a cut copy of the records)",
+                        on_config=_cut_at_prediction_time)
+PRIOR_BIAS = Fix("init-head-to-code-prior", ("metrics.next_visit",),
+                 "start the next-visit head's bias at the code-frequency prior", on_config=_prior_bias)
+
+FIXES = (MLM_IGNORE_INDEX, MLM_MASKING_RATE, MLM_SKIP_SPECIAL, MLM_80_10_10, GROW_TABLES, DROP_OUTCOME, INCREASE_LR,
+         CUT_AT_PREDICTION, PRIOR_BIAS)

@@ -93,8 +93,21 @@ class NextVisit(BehrtTask):
     NAME, TASK, HEAD = "behrt_nextvisit", "next_visit", "next_visit"
     HEAD_MODULES = ("classifier", "pooler")  # the pooler is new too: an MLM checkpoint has none
     NEXT_VISIT = True
-    keys = {**BEHRT_KEYS, "recall_k": Key(list[PosInt], [10, 20], "k of recall@k")}
+    keys = {
+        **BEHRT_KEYS,
+        "recall_k": Key(list[PosInt], [10, 20], "k of recall@k"),
+        "next_visit.prior_bias": Key(bool, True, "start the head's bias at each code's log-odds in the training next "
+                                     "visits (false: p=0.5 for every code, and the head collapses onto popularity)"),
+    }
     defaults = {**BEHRT_DEFAULTS, "early_stopping.metric": "eval_aps"}
+
+    def build(self, config: dict[str, Any], checkpoint: Path | None) -> tuple[Any, Any, dict[str, Any]]:
+        """A fresh head starts at the code-frequency prior (its bias), so training learns the residual."""
+        model, tokenizer, info = super().build(config, checkpoint)
+        if checkpoint is None and config["next_visit"]["prior_bias"]:
+            labels = [f["next_visit_labels"] for f in self.features(self.records(config, "train"), tokenizer, config)]
+            info["head_bias"] = set_prior_bias(model.classifier, labels)
+        return model, tokenizer, info
 
     def usable(self, records: list[dict[str, Any]], config: dict[str, Any]) -> list[dict[str, Any]]:
         return [r for r in records if r.get("codes") and r.get("next_visit_codes")]
@@ -211,6 +224,22 @@ def _write_predictions(run_dir: Path, records: list[dict[str, Any]], probs: Any,
             for r, prob in zip(records, probs.tolist(), strict=True) if r.get("prediction_time")]  # fmt: skip
     write_meds_predictions(str(path), rows, threshold=cut)
     return str(path.relative_to(run_dir))
+
+
+def set_prior_bias(head: Any, labels: list[list[float]], smoothing: float = 0.5) -> str:
+    """Each output's bias := log-odds of its (smoothed) share of positive training targets.
+
+    With ~400 codes each positive in a few percent of next visits, a bias of 0 (p=0.5 everywhere) makes the
+    first steps' gradients all about pushing every code down; they drive the encoder onto one output for
+    every patient (popularity). Starting at the prior (RetinaNet's prior-probability init) avoids that.
+    """
+    import torch
+
+    with torch.no_grad():
+        targets = torch.tensor(labels, dtype=torch.float32)
+        share = (targets.sum(0) + smoothing) / (targets.shape[0] + 2 * smoothing)
+        head.bias.copy_(torch.log(share / (1 - share))[: head.bias.shape[0]].to(head.bias.dtype))
+    return f"code-frequency log-odds of {targets.shape[0]} training next visits"
 
 
 MLM = MaskedCodes()

@@ -93,7 +93,44 @@ def read_state(checkpoint: Path) -> dict[str, Any]:
     loop = data.get("loop") if isinstance(data, dict) else None
     if not isinstance(loop, dict) or not isinstance(loop.get("step"), int) or not isinstance(loop.get("epoch"), int):
         raise UserError(f"cannot resume from {checkpoint}: {path.name} holds no loop state (step, epoch)")
+    check_files(checkpoint)
+    data["loop"] = _floats(loop)
     return data
+
+
+def _floats(value: Any) -> Any:
+    """The writer stores a NaN/inf (a diverged eval loss) as the string "nan"/"inf": back to floats."""
+    if isinstance(value, dict):
+        return {k: _floats(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_floats(v) for v in value]
+    return float(value) if isinstance(value, str) and value in ("nan", "inf", "-inf") else value
+
+
+def check_files(checkpoint: Path) -> None:
+    """Every JSON file, the tokenizer and every safetensors header of ``checkpoint`` readable before a model
+    is built from it: a corrupt file is one line naming it, not a library's traceback mid-build."""
+    from safetensors import SafetensorError, safe_open
+    from tokenizers import Tokenizer
+
+    for path in sorted([*checkpoint.glob("*.json"), *checkpoint.glob(f"{ADAPTER_DIR}/*.json")]):
+        try:
+            json.loads(path.read_text(encoding="utf-8"), parse_constant=_reject_constant)
+            if path.name == "tokenizer.json":
+                Tokenizer.from_file(str(path))
+        except Exception as exc:  # OSError, UnicodeDecodeError, JSONDecodeError, the tokenizers library's own
+            raise _unreadable(checkpoint, path, exc) from None
+    for path in sorted([*checkpoint.glob("*.safetensors"), *checkpoint.glob(f"{ADAPTER_DIR}/*.safetensors")]):
+        try:
+            with safe_open(str(path), framework="pt") as fh:
+                fh.keys()
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise _unreadable(checkpoint, path, exc) from None
+
+
+def _unreadable(checkpoint: Path, path: Path, exc: Exception) -> UserError:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return UserError(f"cannot resume from {checkpoint}: {path.name} is unreadable ({first[:160]})")
 
 
 def _reject_constant(name: str) -> float:
@@ -103,6 +140,7 @@ def _reject_constant(name: str) -> float:
 def load_optimizer(checkpoint: Path, optimizer: Any, scheduler: Any) -> None:
     """Optimizer and scheduler state with ``weights_only=True``: tensors and containers, never code."""
     import pickle
+    import struct
 
     import torch
 
@@ -113,7 +151,8 @@ def load_optimizer(checkpoint: Path, optimizer: Any, scheduler: Any) -> None:
         state = torch.load(path, map_location="cpu", weights_only=True)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-    except (pickle.UnpicklingError, RuntimeError, KeyError, TypeError, ValueError, EOFError) as exc:
+    except (pickle.UnpicklingError, RuntimeError, KeyError, TypeError, ValueError, EOFError, struct.error,
+            AttributeError, IndexError) as exc:  # whatever a corrupt or foreign file makes these raise
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"cannot resume from {path}: not a plain optimizer state ({first[:160]})") from None
 

@@ -116,10 +116,12 @@ def default_config(recipe: str = "bart_ehrgen") -> dict[str, Any]:
     return config
 
 
-def load_recipe_config(path: str | Path | None, overrides: list[str] | None = None) -> dict[str, Any]:
+def load_recipe_config(path: str | Path | None, overrides: list[str] | None = None, *,
+                       check_device: bool = True) -> dict[str, Any]:
     """Defaults ← YAML file ← overrides, validated against the recipe's schema before anything runs.
 
-    ``path`` may be None (the defaults of ``recipe=`` in the overrides).
+    ``path`` may be None (the defaults of ``recipe=`` in the overrides). ``check_device=False`` skips only
+    the "is that device here" check (``ehrdebug fix`` edits a GPU config on a laptop).
     """
     import yaml
 
@@ -152,9 +154,21 @@ def load_recipe_config(path: str | Path | None, overrides: list[str] | None = No
     _merge(config, data, flat_keys(config), where)
     apply_overrides(config, overrides)
     config = validate(config, recipe_keys(recipe), where)
-    _check_device(config, where)
+    if check_device:
+        _check_device(config, where)
     _resolve_shipped_paths(config)
     return config
+
+
+def check_mapping(data: dict[str, Any], where: str) -> dict[str, Any]:
+    """A config already in memory (one ``ehrdebug fix`` is about to write) checked like a YAML file."""
+    from recipes.train.task import get_task
+
+    recipe = str(data.get("recipe", "bart_ehrgen"))
+    get_task(recipe)
+    config = default_config(recipe)
+    _merge(config, data, flat_keys(config), where)
+    return validate(config, recipe_keys(recipe), where)
 
 
 def _resolve_shipped_paths(config: dict[str, Any]) -> None:

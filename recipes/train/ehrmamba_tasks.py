@@ -10,7 +10,7 @@ next-token accuracy and perplexity. ``ehrmamba_classify``: a 0/1 outcome (``labe
 non-padding state, after the task token (``task_token``, ``[MOR]`` by default: EHRMamba's prompt); AUROC,
 AUPRC, F1, Brier, bootstrap intervals and baselines as the BEHRT classifier. Before the first epoch both
 log ``runtime.mamba_fast_path`` with the measured step time at the run's length (the loop calls
-``start_findings``).
+``start_findings``). Several prompted tasks in one model: ``ehrmamba_multitask`` (``ehrmamba_multitask.py``).
 """
 
 from __future__ import annotations
@@ -58,11 +58,15 @@ class MambaTask(CehrTask):
         capped at ``max_length``: the width most batches are padded to."""
         from ehrdebug.models.cehr_inputs import insert_time_tokens
 
-        prefix = int(bool(config["task_token"])) + int(self.ADD_CLS)
+        prefix = self.prefix_length(config)
         lengths = sorted(len(insert_time_tokens(r)["codes"]) + prefix for r in self.records(config, "train"))
         if not lengths:
             return int(config["max_length"])
         return max(2, min(int(config["max_length"]), lengths[int(0.95 * (len(lengths) - 1))]))
+
+    def prefix_length(self, config: dict[str, Any]) -> int:
+        """Tokens before the timeline: the task token (when the config names one) and ``[CLS]`` (never, here)."""
+        return int(bool(config.get("task_token"))) + int(self.ADD_CLS)
 
     def modules_to_save(self, model: Any) -> list[str]:
         return ["embeddings", *self.HEAD_MODULES]

@@ -63,9 +63,26 @@ def apply_lora(model: Any, config: dict[str, Any], task: Any) -> Any:
     lora = config["lora"]
     saved = sorted(set(lora["modules_to_save"] or []) | set(task.modules_to_save(model)))
     extra = task.lora_options(model, config) if hasattr(task, "lora_options") else {}  # e.g. trainable_token_indices
-    return get_peft_model(model, LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
-                                            target_modules=list(lora["target_modules"]), modules_to_save=saved or None,
-                                            **extra))  # fmt: skip
+    try:
+        return get_peft_model(model, LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
+                                                target_modules=list(lora["target_modules"]), modules_to_save=saved or None,
+                                                **extra))  # fmt: skip
+    except ValueError as exc:  # peft's "no modules were targeted" and its other refusals of a LoRA config
+        raise UserError(f"use_lora: {_first_line(exc)} (lora.target_modules={list(lora['target_modules'])})") from exc
+
+
+def build(task: Any, config: dict[str, Any], checkpoint: Any) -> Any:
+    """``task.build`` with a model config the library refuses (``hidden_size`` not a multiple of the heads,
+    …) as one line naming the recipe: a value the schema's per-key ranges cannot see, before anything is written."""
+    try:
+        return task.build(config, checkpoint)
+    except ValueError as exc:
+        raise UserError(f"cannot build the {config['recipe']} model from this config: {_first_line(exc)}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:300]
 
 
 def trainable_share(model: Any) -> dict[str, Any]:

@@ -55,7 +55,7 @@ def run_training(config: dict[str, Any], out_dir: str | Path | None = None, prob
         torch.set_num_threads(int(config["threads"]))
 
     # -- model, tokenizer, data ------------------------------------------------------------------------
-    model, tokenizer, info = task.build(config, checkpoint)
+    model, tokenizer, info = E.build(task, config, checkpoint)  # a model config the library refuses: one line
     if config["use_lora"]:
         model = E.apply_lora(model, config, task)
     if checkpoint is not None:
@@ -93,6 +93,7 @@ def run_training(config: dict[str, Any], out_dir: str | Path | None = None, prob
         run_dir, config, architecture=task.ARCHITECTURE, size=config["size"], task=task.TASK,
         base_model=str(config["base"] or config["init_from"] or ""), tokenizer="checkpoints (each step-N holds its tokenizer)",
         data=task.data_files(config), resume=checkpoint is not None or bool(config["resume"]),
+        resumed_from_step=int(state["step"]) if checkpoint is not None else None,  # the checkpoint's step
         rank=accelerator.process_index,
         extra={"recipe": config["recipe"], "tokens": info, "device": str(device), "amp": accelerator.mixed_precision,
                "processes": accelerator.num_processes, "parameters": info["parameters"], "fixes": config.get("fixes") or [],
@@ -211,6 +212,10 @@ def run_training(config: dict[str, Any], out_dir: str | Path | None = None, prob
                 run_probes(None, raw, tokenizer, config, state["step"], logger, data.eval_records, task, info, True)
             write_artifacts(run_dir, state["history"], summary)
         logger.finish("finished", **{k: v for k, v in summary.items() if isinstance(v, (int, float, str))})
+    if accelerator.is_main_process:  # artifacts/summary.md: the figures and plots, readable off the pod alone
+        from recipes.bench.run_summary import write_run_summary
+
+        write_run_summary(run_dir)
     accelerator.wait_for_everyone()
     return run_dir
 

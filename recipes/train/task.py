@@ -29,6 +29,7 @@ TASKS: dict[str, str] = {
     "cehrbert_classify": "recipes.train.cehrbert_tasks:CLASSIFY",
     "ehrmamba_pretrain": "recipes.train.ehrmamba_tasks:PRETRAIN",  # EHRMamba (issue 12)
     "ehrmamba_classify": "recipes.train.ehrmamba_tasks:CLASSIFY",
+    "ehrmamba_multitask": "recipes.train.ehrmamba_multitask:MULTITASK",  # EHRMamba MPF, several tasks (issue 12)
     "llama_coding": "recipes.train.causal_coding:TASK_OBJECT",
 }
 

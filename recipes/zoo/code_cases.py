@@ -2,9 +2,11 @@
 
 Each starts from a shipped healthy BEHRT config and turns what BEHRT ports get wrong: the original code's
 -1 ignore index, a masking rate of 50%, [CLS]/[VS] picked as targets, no 80/10/10 replacement, an age
-table too small for the patients, the death code left in the input, a learning rate too low to learn.
+table too small for the patients, the death code left in the input, a learning rate too low to learn,
+a next-visit head started at p=0.5 for every code (it collapses onto popularity), the last stay's
+discharge codes kept in an input predicted 24 h into that stay.
 The probes read the run's own batches (rebuilt through its collator), its model config, the records it
-trained on and its saved classifier's test predictions (``recipes.zoo.code_evidence``).
+trained on and its saved test predictions (``recipes.zoo.code_evidence``).
 """
 
 from __future__ import annotations
@@ -14,12 +16,15 @@ from recipes.zoo.code_data import prepare_leaky, prepare_palliative
 from recipes.zoo.code_evidence import (
     classifier_findings,
     id_range_findings,
+    kept_next_visit_findings,
     leakage_findings,
     mlm_batch_findings,
 )
+from recipes.zoo.code_leak_data import prepare_late_events
 
 MLM = "behrt_mlm_small"
 MORTALITY = "behrt_mortality_small"
+NEXT_VISIT = "behrt_nextvisit_small"
 
 # a few steps on a few hundred records: the batch probes need batches, not a trained model
 TINY_MLM: tuple[str, ...] = (
@@ -34,6 +39,13 @@ TINY_MORTALITY: tuple[str, ...] = (
 )
 # the recipe's own rate; twelve epochs: the tiny encoder sits at the prior for ~5 epochs, then learns (AUROC ~0.85)
 LEARNS: tuple[str, ...] = ("epochs=12", "eval_every=144", "lr=1e-3", "warmup_steps=10", "early_stopping.patience=null")
+
+# the shipped next-visit recipe for four epochs (its validation recall has left popularity behind by then);
+# the final test keeps each test patient's ranked codes (artifacts/evidence/predictions-test.jsonl)
+NEXT_VISIT_SHORT: tuple[str, ...] = (
+    "threads=1", "epochs=4", "eval_every=46", "early_stopping.patience=null", "keep_checkpoints=1",
+    "num_log_samples=1", "max_minutes=4",
+)
 
 CODE_CASES: list[Case] = [
     Case(
@@ -129,6 +141,42 @@ CODE_CASES: list[Case] = [
         prepare=prepare_palliative,
     ),
     Case(
+        name="next-visit-popularity-collapse",
+        seed="001",
+        failure="next-visit BEHRT ranks the same most frequent codes first for every patient",
+        how="next_visit.prior_bias=false: the head starts at p=0.5 for all ~400 codes; the first steps only push "
+            "every code down and the encoder settles on one output for everybody (recall@k = the frequency baseline's)",
+        probe="metrics.next_visit",
+        fix="init-head-to-code-prior",
+        config=NEXT_VISIT,
+        overrides=NEXT_VISIT_SHORT + ("next_visit.prior_bias=false",),
+        evidence=kept_next_visit_findings,
+    ),
+    Case(
+        name="events-after-prediction-time",
+        seed="004",
+        failure="in-hospital mortality predicted 24 h into the last stay, from an input cut at the end of the record",
+        how="the shipped records with the last stay's diagnoses (time-stamped at discharge, as MIMIC codes them) "
+            "kept in the input, each event with its time and the record's prediction_time",
+        probe="data.label_leakage",
+        fix="cut-at-prediction-time",
+        config=MORTALITY,
+        overrides=TINY_MORTALITY + ("max_steps=4", "eval_every=4"),
+        evidence=leakage_findings,
+        prepare=prepare_late_events,
+    ),
+    Case(
+        name="behrt-healthy-nextvisit",
+        seed="001",
+        failure="none: the shipped BEHRT next-visit recipe (head started at the code-frequency prior)",
+        how="behrt_nextvisit_small as shipped, four epochs",
+        probe="",
+        fix="",
+        config=NEXT_VISIT,
+        overrides=NEXT_VISIT_SHORT,
+        notes={"probes": ("metrics.next_visit",)},
+    ),
+    Case(
         name="behrt-healthy-mortality",
         seed="004",
         failure="none: BEHRT mortality on the shipped records with a real risk marker (palliative care V66.7)",
@@ -148,4 +196,5 @@ EVIDENCE = {
     "data.id_ranges": id_range_findings,
     "data.label_leakage": leakage_findings,
     "metrics.classifier": classifier_findings,
+    "metrics.next_visit": kept_next_visit_findings,
 }

@@ -133,3 +133,18 @@ def next_visit_findings(run_dir: Path) -> list[Finding]:
     truth = [[code_token(c) for c in r["next_visit_codes"]] for r in records]
     train = [[code_token(c) for c in r["next_visit_codes"]] for r in task.records(config, "train")]
     return probe_next_visit(truth, ranked, train, ks=ks, seed=int(config.get("seed") or 0), subject=str(run_dir))
+
+
+def kept_next_visit_findings(run_dir: Path) -> list[Finding]:
+    """``metrics.next_visit`` on the test predictions the run kept (``artifacts/evidence/predictions-test``),
+    the way the doctor reads them: each patient's ranked codes against the training next-visit counts."""
+    from ehrdebug.runstore.evidence import load_predictions
+    from probes.task_metrics import probe_next_visit
+
+    kept = load_predictions(run_dir, "test")
+    if kept is None or kept.kind != "next_visit":
+        raise UserError(f"{run_dir} kept no next-visit test predictions (artifacts/evidence/predictions-test.jsonl)")
+    counts = {str(k): int(v) for k, v in (kept.meta.get("train_counts") or {}).items()}
+    return probe_next_visit([r.get("truth") or [] for r in kept.rows], [r.get("ranked") or [] for r in kept.rows], counts,
+                            ks=tuple(int(k) for k in kept.meta.get("ks") or (10, 20)),
+                            seed=int(run_config(run_dir).get("seed") or 0), subject=str(run_dir))

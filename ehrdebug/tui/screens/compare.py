@@ -1,4 +1,9 @@
-"""Compare: two or more runs side by side — curves overlaid, final metrics, config differences."""
+"""Compare: two or more runs side by side — curves overlaid, the benchmark table, final metrics, config differences.
+
+The benchmark table is the one ``ehrdebug compare RUN RUN`` prints (``services.bench_table``: parameters,
+train seconds, test AUROC/AUPRC/F1 with bootstrap intervals, the paired p-value against the best baseline);
+it is computed after the curves are shown, so a slow bootstrap never delays them.
+"""
 
 from __future__ import annotations
 
@@ -24,8 +29,13 @@ class CompareScreen(Screen[None]):
     HELP_TITLE = "Compare"
     HELP = (
         "Runs side by side: m switches the overlaid curves between validation and training loss, l a log scale. "
-        "The tables show each run's final metrics (best in bold) and the config keys that differ."
+        "The benchmark table is `ehrdebug compare`'s (test AUROC/AUPRC/F1 with 95% intervals, p-value against "
+        "the best baseline); below it each run's final metrics (best in bold) and the config keys that differ."
     )
+    DEFAULT_CSS = """
+    #cmp-bench { height: auto; max-height: 9; }
+    #cmp-note { height: auto; max-height: 3; color: $text-muted; }
+    """
     BINDINGS = [
         Binding("m", "cycle_view", "Curve"),
         Binding("l", "toggle_log", "Log y"),
@@ -36,6 +46,7 @@ class CompareScreen(Screen[None]):
         super().__init__()
         self.runs = list(runs)
         self.histories: list[Any] = []
+        self.bench: tuple[tuple[str, ...], list[list[str]], list[str]] | None = None
         self.view = 0
         self.log_y = False
 
@@ -44,6 +55,8 @@ class CompareScreen(Screen[None]):
         names = " vs ".join(r.name for r in self.runs) or "nothing to compare"
         yield Static(f"Compare — {names}", classes="screen-title")
         yield CurvePlot("", id="cmp-plot")
+        yield DataTable(id="cmp-bench", zebra_stripes=True, cursor_type="row")
+        yield Static("benchmark table: computing…", id="cmp-note")
         with Horizontal(id="cmp-tables"):
             yield DataTable(id="cmp-metrics", zebra_stripes=True, cursor_type="row")
             yield DataTable(id="cmp-config", zebra_stripes=True, cursor_type="row")
@@ -62,6 +75,27 @@ class CompareScreen(Screen[None]):
             except Exception:  # noqa: BLE001 - an unreadable run.json compares as empty
                 configs.append({})
         self.app.call_from_thread(self._show, histories, configs)
+        from ehrdebug.tui import services
+
+        try:
+            bench = services.bench_table([run.path for run in self.runs])
+        except Exception as exc:  # noqa: BLE001 - a run the table cannot read is said, not a crash
+            bench = ((), [], [f"benchmark table unavailable: {exc}"])
+        self.app.call_from_thread(self._show_bench, bench)
+
+    def _show_bench(self, bench: tuple[tuple[str, ...], list[list[str]], list[str]]) -> None:
+        self.bench = bench
+        head, rows, notes = bench
+        table = self.query_one("#cmp-bench", DataTable)
+        table.clear(columns=True)
+        if head:
+            table.add_columns(*head)
+            for cells in rows:
+                table.add_row(*cells)
+        table.display = bool(head)
+        note = self.query_one("#cmp-note", Static)
+        note.update("\n".join(notes))
+        note.display = bool(notes)
 
     def _show(self, histories: list[Any], configs: list[dict[str, Any]]) -> None:
         self.histories = histories

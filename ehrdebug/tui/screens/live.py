@@ -1,8 +1,9 @@
 """Live run: curves, learning rate, throughput, ETA, samples and alerts, following the event log.
 
-The log is read once by the run store's readers (in a worker thread, so the screen shows at once), then
-followed with ``EventTail.read_new()`` on a timer: each tick costs one ``stat`` when nothing was written
-and reads only the appended bytes otherwise. A plot rebuild (plotext plus Textual's repaint, ~20 ms at
+The log is read once by the run store's readers (in a thread started with the app when one run is
+opened, ``tui/preload.py``, else in a worker when the screen mounts, so the screen shows at once), then
+followed from where that read ended with ``EventTail.read_new()`` on a timer: each tick costs one ``stat``
+when nothing was written and reads only the appended bytes otherwise. A plot rebuild (plotext plus Textual's repaint, ~20 ms at
 120x40) is the dearest part of a tick, so the plot is rebuilt only when curve points arrived, and when
 they only grew the same curves, at most every ``PLOT_EVERY`` seconds (the stats panel still shows each
 new step at once); a new curve, a finished run, a key press or a resize redraw at once.
@@ -89,14 +90,11 @@ class LiveScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="live-load")
     def _load(self) -> None:
-        from ehrdebug.runstore import EventTail
-        from ehrdebug.tui import services
+        from ehrdebug.tui.preload import read_live
 
-        path = services.events_path(self.run)
-        # the tail starts where the file ends *before* the full read: nothing appended in between is lost
-        # (a line read twice is de-duplicated by LiveState)
-        tail = EventTail(path, from_start=False) if path is not None else None
-        state = LiveState.from_run(self.run)
+        first = getattr(self.app, "first_read", None)  # started when the app was created (tui.preload)
+        got = first.take(self.run) if first is not None else None
+        state, tail = got if got is not None else read_live(self.run)
         self._hf_mtime = float(self.run.last_update or 0.0)
         self.app.call_from_thread(self._loaded, state, tail)
 
