@@ -139,14 +139,21 @@ def load_model(model_dir: str | os.PathLike[str], tokenizer_dir: str | os.PathLi
         _refuse_pickle(base, allow_pickle)
     import ehrdebug.models  # noqa: F401 - AutoConfig must know the project's model types before reading config.json
 
+    from ehrdebug.io.hf_logs import held_load_report, mismatch_reason
+
     try:
-        config = AutoConfig.from_pretrained(str(weights_dir), local_files_only=True)
-        model = model_class(config).from_pretrained(str(weights_dir), local_files_only=True,
-                                                  use_safetensors=None if allow_pickle else True)
+        with held_load_report():  # transformers' tens-of-lines LOAD REPORT: shown on success, one line on failure
+            config = AutoConfig.from_pretrained(str(weights_dir), local_files_only=True)
+            model = model_class(config).from_pretrained(str(weights_dir), local_files_only=True,
+                                                      use_safetensors=None if allow_pickle else True)
     except UserError:
         raise
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise UserError(f"cannot load the model in {weights_dir}: {exc}".splitlines()[0]) from exc
+    except RuntimeError as exc:
+        if (why := mismatch_reason(exc)) is None:
+            raise
+        raise UserError(f"cannot load the model in {weights_dir}: {why}") from exc
     tok_dir = Path(tokenizer_dir) if tokenizer_dir else next((d for d in (path, base) if d and has_tokenizer(d)), None)
     tokenizer = load_tokenizer(tok_dir) if tok_dir is not None else None
     if base is not None:

@@ -112,8 +112,10 @@ def timeline_findings(model: Any, tokenizer: Any, records: list[dict[str, Any]],
     findings += timeline_tf_vs_sampling(model, tokenizer, sample, layout, continued=continued, code_vocabulary=code_vocabulary,
                                         max_records=generations, decoding_source=source)  # fmt: skip
     kinds = Kinds(tokenizer)
-    words = [[kinds.tokens.get(t, "?") for t in ids] for ids in (continued.prompts, continued.ids) for ids in ids]
-    prompts, texts = [" ".join(w) for w in words[: len(continued.prompts)]], [" ".join(w) for w in words[len(continued.prompts) :]]
+    def text(ids: list[int]) -> str:  # [PAD] dropped, as the text probes drop it (all-PAD is judged on the ids)
+        return " ".join(kinds.tokens.get(t, "?") for t in ids if t != kinds.pad)
+
+    prompts, texts = [text(p) for p in continued.prompts], [text(ids) for ids in continued.ids]
     findings += degeneration(prompts, texts, output_ids=continued.ids, pad_token_id=kinds.pad, check_echo=False)
     if notes is not None:
         notes.append(f"code timelines: special-token probability on {min(len(records), 64)} timelines, generation and "

@@ -124,11 +124,31 @@ def test_prior_bias_starts_the_head_at_the_code_log_odds():
                   "model.num_hidden_layers=1", "model.num_attention_heads=2", "model.intermediate_size=32")
     task = get_task(cfg["recipe"])
     model, _, info = task.build(cfg, None)
-    assert float(model.classifier.bias.abs().max()) == 0.0 and "head_bias" not in info
+    assert float(model.classifier.bias.detach().abs().max()) == 0.0 and "head_bias" not in info
     changes = REGISTRY["init-head-to-code-prior"].on_config(cfg, Target(path=Path("."), kind="config", config=cfg))
     assert [(c.key, c.after) for c in changes] == [("next_visit.prior_bias", True)]
     model, tokenizer, info = task.build(cfg, None)
     from ehrdebug.codetok import code_token
 
     frequent = tokenizer.convert_tokens_to_ids(code_token(task.records(cfg, "train")[0]["next_visit_codes"][0]))
-    assert "head_bias" in info and float(model.classifier.bias[frequent]) > float(model.classifier.bias[0])
+    assert "head_bias" in info and float(model.classifier.bias[frequent].detach()) > float(model.classifier.bias[0].detach())
+
+
+def test_meds_built_records_are_checked_against_their_prediction_time(tmp_path):
+    from datetime import datetime
+
+    from ehrdebug.data.build import build_task
+    from probes.leakage import probe_label_leakage
+    from tests.test_data_meds import read_split, write_labels, write_root
+
+    root = write_root(tmp_path / "meds")
+    write_labels(root / "task_labels" / "readmission" / "0.parquet",
+                 [(1, datetime(2020, 1, 12), True), (1, datetime(2021, 3, 5, 12), False),
+                  (2, datetime(2019, 2, 2, 10), False)])
+    build_task("codes", "meds", str(root), str(tmp_path / "out"), labels="readmission")
+    records = [r for s in ("train", "validation", "test") for r in read_split(tmp_path / "out", s)]
+    assert all("prediction_day" in r for r in records)
+    ok = [f for f in probe_label_leakage(records) if f.evidence.get("records_compared")]
+    assert ok and ok[0].severity == Severity.OK and ok[0].evidence["records_compared"] == len(records)
+    uncut = [{**r, "codes": [*r["codes"], "ICD9CM/7802"], "days": [*r["days"], r["prediction_day"] + 3]} for r in records]
+    assert _late(probe_label_leakage(uncut))[0].evidence["records_with_later_events"] == len(records)

@@ -84,7 +84,7 @@ def test_doctor_on_the_causal_lm_runs_the_timeline_probes_and_the_runtime_probe(
         "task_token": None,
         "add_cls": False,
     }  # the run's own
-    assert special["evidence"]["timelines"] == 64 and special["evidence"]["pad_top1_share"] < 0.5
+    assert special["evidence"]["timelines"] == 64 and special["evidence"]["pad_mass_after_visit_end"] < 0.05
     (tf,) = _found(pre_report, "generation.tf_vs_sampling")
     assert tf["evidence"]["n"] == 16 and tf["evidence"]["decoding"]["do_sample"] is True
     assert tf["evidence"]["tf_fixed_slot_mass"] > 0.8 and tf["evidence"]["structurally_valid"] >= 0.25
@@ -178,3 +178,22 @@ async def test_the_tui_shows_the_mamba_run_s_doctor_report(
         "generation.tf_vs_sampling",
         "runtime.mamba_fast_path",
     } <= shown
+
+
+def test_seed_004_padding_in_the_causal_loss_shows_in_the_structural_tokens_and_the_continuations(
+    tmp_path: Path,
+) -> None:
+    """``lm.mask_padding=false`` (seed 004's script): the model learns that a timeline goes on into [PAD]."""
+    from probes.doctor import diagnose
+
+    run = _train("ehrmamba_pretrain_small", tmp_path / "padbug", "model.state_size=8", "max_steps=60", "eval_every=30",
+                 "lr=1e-2", "warmup_steps=5", "lm.mask_padding=false", "runtime_probe=false")  # fmt: skip
+    report = diagnose(run, skip=NO_DATA)
+    (special,) = _found(report, "model.special_token_probability")
+    assert special["severity"] == "fail" and special["recipes"] == ["mask-padding-in-loss"]
+    assert special["evidence"]["pad_mass_after_visit_end"] >= 0.2
+    (tf,) = _found(report, "generation.tf_vs_sampling")
+    assert tf["severity"] in ("warn", "fail") and tf["recipes"] == ["mask-padding-in-loss"]
+    assert tf["evidence"]["pad_generated_share"] >= 0.05
+    (labels,) = _found(report, "data.causal_labels")
+    assert labels["severity"] == "fail"  # the batches say the same: padding carries loss

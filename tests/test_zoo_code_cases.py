@@ -19,8 +19,10 @@ CODE_FAILURES = [
     "age-table-too-small",
     "death-code-in-input",
     "classifier-not-learning",
+    "next-visit-popularity-collapse",
+    "events-after-prediction-time",
 ]
-HEALTHY = ["behrt-healthy-mlm", "behrt-healthy-mortality"]
+HEALTHY = ["behrt-healthy-mlm", "behrt-healthy-mortality", "behrt-healthy-nextvisit"]
 
 
 def test_code_cases_are_catalogued_with_automatic_fixes():

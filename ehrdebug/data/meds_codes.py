@@ -112,6 +112,7 @@ def codes_records(subs: dict[int, Subject], stats: dict[str, int]) -> list[dict[
         record["mortality"] = int(any(starts[-1] <= d <= end for d in s.deaths))
         record["next_visit_codes"] = list(dict.fromkeys(c for _, c, _ in last))
         record["prediction_time"] = starts[-1].isoformat()
+        record["prediction_day"] = (starts[-1] - history[0][0]).days if history else 0  # on the scale of "days"
         out.append(record)
     return out
 
@@ -130,6 +131,6 @@ def label_records(subs: dict[int, Subject], labels: list[tuple[int, datetime, bo
         if not timed and not s.static:
             stats["labels_without_events"] += 1
         out.append({"patient_id": sid, "prediction_time": when.isoformat(), **_sequence(s, timed, index),
-                    "label": int(value)})
+                    "label": int(value), "prediction_day": (when - timed[0][0]).days if timed else 0})
     stats["subjects_without_birth"] += sum(1 for sid in {r["patient_id"] for r in out} if subs[sid].birth is None)
     return out

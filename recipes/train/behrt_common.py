@@ -51,7 +51,7 @@ def drop_codes(records: list[dict[str, Any]], codes: list[str]) -> list[dict[str
             out.append(record)
             continue
         new = dict(record)
-        for key in ("codes", "ages", "visits", "days", "values"):
+        for key in ("codes", "ages", "visits", "days", "values", "times"):
             if isinstance(record.get(key), list) and len(record[key]) == len(record["codes"]):
                 new[key] = [record[key][i] for i in keep]
         out.append(new)

@@ -229,7 +229,7 @@ def _write_predictions(run_dir: Path, records: list[dict[str, Any]], probs: Any,
 def set_prior_bias(head: Any, labels: list[list[float]], smoothing: float = 0.5) -> str:
     """Each output's bias := log-odds of its (smoothed) share of positive training targets.
 
-    With ~400 codes each positive in a few percent of next visits, a bias of 0 (p=0.5 everywhere) makes the
+    With a few hundred codes each positive in a few percent of next visits, a bias of 0 (p=0.5 everywhere) makes the
     first steps' gradients all about pushing every code down; they drive the encoder onto one output for
     every patient (popularity). Starting at the prior (RetinaNet's prior-probability init) avoids that.
     """

@@ -144,7 +144,7 @@ CODE_CASES: list[Case] = [
         name="next-visit-popularity-collapse",
         seed="001",
         failure="next-visit BEHRT ranks the same most frequent codes first for every patient",
-        how="next_visit.prior_bias=false: the head starts at p=0.5 for all ~400 codes; the first steps only push "
+        how="next_visit.prior_bias=false: the head starts at p=0.5 for all ~230 codes; the first steps only push "
             "every code down and the encoder settles on one output for everybody (recall@k = the frequency baseline's)",
         probe="metrics.next_visit",
         fix="init-head-to-code-prior",
