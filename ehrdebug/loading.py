@@ -138,7 +138,6 @@ def load_model(model_dir: str | os.PathLike[str], tokenizer_dir: str | os.PathLi
     if base is not None:
         _refuse_pickle(base, allow_pickle)
     import ehrdebug.models  # noqa: F401 - AutoConfig must know the project's model types before reading config.json
-
     from ehrdebug.io.hf_logs import held_load_report, mismatch_reason
 
     try:

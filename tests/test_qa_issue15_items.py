@@ -356,3 +356,39 @@ def test_epochs_too_large_to_count_steps_is_one_line(source: str, tmp_path: Path
     assert main(["check", "data", "--train", "ok.jsonl", *extra]) == 2
     _one_error_line(capsys, "epochs must be at most 1,000,000")
     assert _hashes(tmp_path) == before
+
+
+def test_doctor_on_weights_of_another_size_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """transformers logs a tens-of-lines LOAD REPORT before refusing: the doctor still says it in one line."""
+    ckpt = tmp_path / "ck"
+    shutil.copytree(REPO / "sample_data" / "bases" / "bart", ckpt)
+    config = json.loads((ckpt / "config.json").read_text())
+    config["d_model"] *= 2
+    (ckpt / "config.json").write_text(json.dumps(config))
+    before = _hashes(ckpt)
+    assert main(["doctor", str(ckpt), "--output", str(tmp_path / "r.md")]) == 2
+    _one_error_line(capsys, "its weights do not match its config.json")
+    assert _hashes(ckpt) == before and not (tmp_path / "r.md").exists()
+
+
+@pytest.mark.parametrize(("report", "fragment"), [
+    ({"subject": "x", "meta": [], "findings": []}, "meta must be a dict"),
+    ({"subject": 5, "findings": []}, "subject must be a str"),
+    ({"findings": [5]}, "findings[0] must be an object"),
+    ({"findings": [{"probe": "a", "title": "t"}]}, "findings[0] has no severity"),
+    ({"findings": [{"probe": 5, "severity": "ok", "title": "t"}]}, "findings[0].probe must be a str"),
+    ({"findings": [{"probe": "a", "severity": "ok", "title": None}]}, "findings[0].title must be a str"),
+    ({"findings": [{"probe": "a", "severity": "ok", "title": "t", "evidence": "x"}]}, "evidence must be a dict"),
+    ({"findings": [{"probe": "a", "severity": "ok", "title": "t", "recipes": [1]}]}, "recipes must be a list of strings"),
+    ({"findings": [{"probe": "a", "severity": "bogus", "title": "t"}]}, "unknown severity 'bogus'"),
+], ids=["meta-list", "subject-int", "finding-int", "no-severity", "probe-int", "title-null", "evidence-str",
+        "recipes-ints", "severity-bogus"])  # fmt: skip
+@pytest.mark.parametrize("fmt", ["text", "markdown", "json"])
+def test_report_of_the_wrong_shape_is_one_line(report: dict, fragment: str, fmt: str, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(report))
+    before = _hashes(tmp_path)
+    assert main(["report", str(path), "--format", fmt]) == 2
+    _one_error_line(capsys, fragment)
+    assert _hashes(tmp_path) == before

@@ -61,6 +61,9 @@ def load_report(path: str) -> Report:
             raise UserError(f"cannot read {found}: {exc}") from exc
         if not isinstance(data, dict) or not isinstance(data.get("findings"), list):
             raise UserError(f"{found} is not an ehrdebug report (no findings list)")
+        problem = _shape_problem(data)
+        if problem:  # a field of the wrong type would only fail while rendering (exit 3)
+            raise UserError(f"{found} is not an ehrdebug report: {problem}")
         try:
             return Report.from_dict(data)
         except (TypeError, ValueError) as exc:
@@ -69,6 +72,29 @@ def load_report(path: str) -> Report:
     if recorded is not None:
         return recorded
     raise UserError(f"no saved report for {path}: run `ehrdebug doctor {path}` first")
+
+
+FIELD_TYPES = {"probe": str, "title": str, "rule": str, "subject": str, "evidence": dict, "examples": list,
+               "recipes": list}
+
+
+def _shape_problem(data: dict) -> str | None:
+    """What in a report.json does not have the type the doctor writes, or None."""
+    for key, kind in (("subject", str), ("meta", dict)):
+        if key in data and not isinstance(data[key], kind):
+            return f"{key} must be a {kind.__name__}, got {type(data[key]).__name__}"
+    for n, finding in enumerate(data["findings"]):
+        if not isinstance(finding, dict):
+            return f"findings[{n}] must be an object, got {type(finding).__name__}"
+        for key in ("probe", "severity", "title"):
+            if key not in finding:
+                return f"findings[{n}] has no {key}"
+        for key, kind in FIELD_TYPES.items():
+            if key in finding and not isinstance(finding[key], kind):
+                return f"findings[{n}].{key} must be a {kind.__name__}, got {type(finding[key]).__name__}"
+        if "recipes" in finding and not all(isinstance(r, str) for r in finding["recipes"]):
+            return f"findings[{n}].recipes must be a list of strings"
+    return None
 
 
 def _recorded(path: str) -> Report | None:
