@@ -392,3 +392,31 @@ def test_report_of_the_wrong_shape_is_one_line(report: dict, fragment: str, fmt:
     assert main(["report", str(path), "--format", fmt]) == 2
     _one_error_line(capsys, fragment)
     assert _hashes(tmp_path) == before
+
+
+@pytest.mark.parametrize("link", ["hard", "symbolic"])
+def test_output_through_a_link_to_the_input_is_refused(link: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    import os
+
+    monkeypatch.chdir(tmp_path)
+    Path("ok.jsonl").write_text("".join(json.dumps({"patient_id": i, "text": f"a {i}"}) + "\n" for i in range(8)))
+    (os.link if link == "hard" else os.symlink)("ok.jsonl", "other-name.jsonl")
+    before = _hashes(tmp_path / "ok.jsonl")
+    assert main(["check", "data", "--train", "ok.jsonl", "--output", "other-name.jsonl"]) == 2
+    _one_error_line(capsys, "would overwrite the input ok.jsonl")
+    assert _hashes(tmp_path / "ok.jsonl") == before
+
+
+@pytest.mark.parametrize("name", ["logreg_mortality_small", "xgboost_mortality_small", "lstm_mortality_small",
+                                  "med2vec_nextvisit_small"])  # fmt: skip
+def test_keys_on_a_baseline_config_lists_them_and_trains_nothing(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    from recipes.baselines.registry import baseline_name, get_baseline
+
+    monkeypatch.chdir(tmp_path)  # the configs' out= is relative: a run would appear here
+    config = CONFIGS / f"{name}.yaml"
+    assert main(["train", str(config), "--keys"]) == 0
+    listed = capsys.readouterr().out
+    assert all(key in listed for key in get_baseline(baseline_name(config)).KEYS)
+    assert list(tmp_path.iterdir()) == []

@@ -125,7 +125,8 @@ def check_output(output: str | None, inputs: tuple[str | None, ...] = ()) -> Non
             continue
         source = os.path.realpath(given)
         inside = os.path.isdir(source) and os.path.commonpath([target, source]) == source
-        if target == source or (inside and _is_run_or_data_file(target)):
+        same = target == source or (os.path.isfile(source) and os.path.samefile(target, source))  # a hard link too
+        if same or (inside and _is_run_or_data_file(target)):
             raise UserError(f"--output {output} would overwrite the input {given}; write the report elsewhere")
     check_writable(output)
 

@@ -26,6 +26,8 @@ def train(
     from ehrdebug.cli.bench_cmd import train_baseline_command
     from recipes.train.config import load_recipe_config, recipe_keys
 
+    if keys and _baseline_keys(config):  # a baseline's keys: listed, never trained
+        return
     if train_baseline_command(config, list(overrides or []), dry_run):  # logreg/xgboost/lstm/med2vec: their own registry
         return
     resolved = load_recipe_config(config, list(overrides or []))
@@ -45,3 +47,17 @@ def train(
     run_dir = run_training(resolved)
     typer.echo(f"ehrdebug: run written to {run_dir}", err=True)
     typer.echo(str(run_dir))
+
+
+def _baseline_keys(config: str) -> bool:
+    """``--keys`` on a baseline config (logreg, xgboost, lstm, med2vec): its declared keys; False for the others."""
+    from recipes.baselines.config import SHARED
+    from recipes.baselines.registry import baseline_name, get_baseline
+    from recipes.train.schema import key_docs
+
+    name = baseline_name(config)
+    if name is None:
+        return False
+    for key, default, doc in key_docs({**SHARED, **get_baseline(name).KEYS}):
+        typer.echo(f"{key:32} {default:24} {doc}")
+    return True
