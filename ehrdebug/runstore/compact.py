@@ -93,7 +93,7 @@ class _Log:
         read = np.zeros(self.lines, dtype=bool)
         candidates = np.flatnonzero((self.count >= 4) & (self.count <= MAX_FIELDS))
         counts = self.count[candidates]
-        for n in np.unique(counts).tolist():
+        for n in np.flatnonzero(np.bincount(counts)).tolist() if len(counts) else []:
             group = candidates[counts == n]
             kind_at = self.specials[self.first[group] + 2] + 1  # the value after the third ':'
             group = group[is_curve_kind(self.w8[kind_at])]  # samples, findings … go to json at once
@@ -226,9 +226,12 @@ class _Log:
         for column, to in zip(views, [pa.int64()] + [pa.float64()] * (len(views) - 1), strict=True):
             array = pa.Array.from_buffers(pa.string_view(), len(column), [None, pa.py_buffer(column), data])
             try:
-                out.append(pc.cast(array, to).to_numpy())
+                got = pc.cast(array, to)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
                 raise _Refused(str(exc)) from exc
+            # the values buffer as it is (``to_numpy()`` would import pandas, ~0.25 s, on its first call)
+            dtype = np.int64 if to == pa.int64() else np.float64
+            out.append(np.frombuffer(got.buffers()[1], dtype=dtype, count=len(got), offset=8 * got.offset))
         return out
 
     # -- the other lines ---------------------------------------------------------------------------
