@@ -23,13 +23,14 @@ import json
 from typing import Any
 
 from ehrdebug.runstore.compact_bytes import is_curve_kind, json_numbers, scan, shape_of
-from ehrdebug.runstore.events import KINDS, kind_marker
+from ehrdebug.runstore.events import KINDS, event_step, kind_marker
 from ehrdebug.runstore.history import META_KEYS, SKIPPED_KEYS, History, Series, last_of_each_step, route
 
 PAD = 16  # zero bytes the buffer must have after the log: 8-byte windows are read past a line's end
 MAX_FIELDS = 48
 MAX_TEMPLATES = 12  # per number of keys: more shapes than this and the rest is read line by line
 CHUNK = 1 << 14  # lines per chunk of array work
+MAX_THREADS = 4  # reader threads for the chunks of a large log (numpy and Arrow release the GIL)
 MAX_REST = 20_000  # lines of other shapes read by json (~10 µs each) before the log is left to pyarrow
 _CURVE = ("train", "eval")
 _CURVE_MARKERS = tuple(m for k in _CURVE for m in (kind_marker(k), f'"kind": "{k}"'))
@@ -62,6 +63,25 @@ def read_compact(
     return history, other
 
 
+def _map_chunks(read: Any, chunks: list[Any]) -> list[Any]:
+    """``read`` over ``chunks`` in order, on up to ``MAX_THREADS`` threads: the work is numpy gathers and
+    Arrow casts, which release the GIL, so a 1M-line log reads in about half the time on two cores."""
+
+    workers = min(_threads(), len(chunks))
+    if workers <= 1:
+        return [read(chunk) for chunk in chunks]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(workers, thread_name_prefix="ehrdebug-read") as pool:
+        return list(pool.map(read, chunks))
+
+
+def _threads() -> int:
+    import os
+
+    return min(MAX_THREADS, os.cpu_count() or 1)
+
+
 class _Log:
     """The log's bytes, its line ends and the ``:`` of each line, and unaligned 8-byte little-endian words
     at any offset (``w8[p]`` holds bytes ``p … p+7``, byte ``p`` lowest). Memory is the cost here: each
@@ -74,7 +94,7 @@ class _Log:
         self.buf, self.size = buf, size
         self.u8 = np.frombuffer(buf, dtype=np.uint8)
         self.w8 = np.ndarray((size + PAD - 7,), dtype="<u8", buffer=buf, strides=(1,))
-        self.specials, at_end = scan(self.u8[:size])  # every ':' and newline; which are newlines
+        self.specials, at_end = scan(self.u8[:size], threads=_threads())  # every ':' and newline; which are newlines
         self.ends = self.specials[at_end]
         self.lines = len(self.ends)
         self.starts = np.empty_like(self.ends)
@@ -146,9 +166,9 @@ class _Log:
         per line, each bound by memory when done on a million lines at once)."""
         import numpy as np
 
+        chunks = [lines[at : at + CHUNK] for at in range(0, len(lines), CHUNK)]
         taken, columns = [], []
-        for at in range(0, len(lines), CHUNK):
-            ok, values = self._read_chunk(lines[at : at + CHUNK], n, kind, keys)
+        for ok, values in _map_chunks(lambda chunk: self._read_chunk(chunk, n, kind, keys), chunks):
             taken.append(ok)
             columns.append(values)
         mask = np.concatenate(taken)
@@ -281,7 +301,6 @@ def _route_line(
     event: dict[str, Any], line: int, points: dict[tuple[str, str], list[Any]], history: History
 ) -> None:
     """One event as ``Run.history()`` adds it (its step, its epoch, each key routed by ``route``)."""
-    from ehrdebug.runstore.reader import event_step
 
     step = event_step(event)
     if step is None:

@@ -132,10 +132,25 @@ def _word(text: bytes) -> Any:
     return np.uint64(int.from_bytes(text, "little"))
 
 
-def scan(body: Any, chunk: int = 1 << 18) -> tuple[Any, Any]:
+def scan(body: Any, chunk: int = 1 << 18, threads: int = 1) -> tuple[Any, Any]:
     """Positions of every ':' and newline in order, and the indices of the newlines among them (in
-    cache-sized chunks: twice as fast as on the whole log at once)."""
+    cache-sized chunks: twice as fast as on the whole log at once; ``threads`` parts side by side, since
+    numpy releases the GIL)."""
     import numpy as np
+
+    parts = max(1, min(threads, len(body) // (4 * chunk)))
+    if parts > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        bounds = [len(body) * i // parts // chunk * chunk for i in range(parts)] + [len(body)]
+        with ThreadPoolExecutor(parts, thread_name_prefix="ehrdebug-scan") as pool:
+            done = list(pool.map(lambda i: scan(body[bounds[i] : bounds[i + 1]], chunk), range(parts)))
+        found, newlines, before = [], [], 0
+        for i, (hits, lines) in enumerate(done):
+            found.append(hits + bounds[i])
+            newlines.append(lines + before)
+            before += len(hits)
+        return np.concatenate(found), np.concatenate(newlines)
 
     found, newlines = [], []
     colon, newline = np.empty(chunk, dtype=bool), np.empty(chunk, dtype=bool)

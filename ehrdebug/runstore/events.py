@@ -48,3 +48,15 @@ def parse_lines(lines: Iterable[str], kinds: Iterable[str] | None = None) -> Ite
             continue
         if isinstance(event, dict) and "kind" in event:
             yield event
+
+
+def event_step(event: dict[str, Any]) -> int | None:
+    """The integer step of an event (``0`` when absent); None for a step that is not a number."""
+    step = event.get("step", 0)
+    if isinstance(step, bool):
+        return None
+    if isinstance(step, int):
+        return step
+    if isinstance(step, float) and step.is_integer():
+        return int(step)
+    return None

@@ -16,7 +16,7 @@ from typing import Any
 
 from ehrdebug.errors import UserError
 from ehrdebug.runstore import hf
-from ehrdebug.runstore.events import parse_lines
+from ehrdebug.runstore.events import event_step, parse_lines
 from ehrdebug.runstore.history import History
 
 STALE_AFTER_S = 15 * 60
@@ -37,18 +37,6 @@ def read_events(path: str | os.PathLike[str], kinds: tuple[str, ...] | None = No
         return []
     with open(path, encoding="utf-8", errors="replace") as fh:
         return list(parse_lines(fh, kinds))
-
-
-def event_step(event: dict[str, Any]) -> int | None:
-    """The integer step of an event (``0`` when absent); None for a step that is not a number."""
-    step = event.get("step", 0)
-    if isinstance(step, bool):
-        return None
-    if isinstance(step, int):
-        return step
-    if isinstance(step, float) and step.is_integer():
-        return int(step)
-    return None
 
 
 def event_log_problem(path: str | os.PathLike[str], sample: int = 20) -> str | None:

@@ -129,7 +129,8 @@ class RunLogger:
     def last_step(self) -> int:
         """The highest integer step the log holds (events the readers would skip, e.g. ``"step": "abc"``, are
         skipped here too)."""
-        from ehrdebug.runstore.reader import event_step, read_events
+        from ehrdebug.runstore.events import event_step
+        from ehrdebug.runstore.reader import read_events
 
         steps = [event_step(e) for e in read_events(self.path / "events.jsonl")]
         return max((s for s in steps if s is not None), default=0)
