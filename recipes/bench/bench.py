@@ -90,6 +90,18 @@ def load_bench_config(path: str | Path, overrides: list[str] | None = None) -> d
     return config
 
 
+def model_config_of(model: dict[str, Any], shared: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """``(runner, config)`` of one listed model: its config file validated with the shared keys and its
+    overrides, exactly as the benchmark trains it (the dry run checks the same)."""
+    from recipes.bench.runners import runner_for
+
+    cfg_path = _project_path(model["config"])
+    if not cfg_path.is_file():
+        raise UserError(f"config not found: {model['config']}")
+    runner = runner_for(cfg_path)
+    return runner, runner.load(cfg_path, shared, list(model["overrides"]))
+
+
 def _shared(config: dict[str, Any]) -> dict[str, Any]:
     from ehrdebug.data.sample import resolve_data_path
 
@@ -104,7 +116,6 @@ def run_bench(path: str | Path, overrides: list[str] | None = None, progress: bo
     from recipes.bench.progress import BenchProgress
     from recipes.bench.report import write_outputs
     from recipes.bench.run_summary import write_run_summary
-    from recipes.bench.runners import runner_for
     from recipes.bench.table import Entry, build_rows
 
     config = load_bench_config(path, overrides)
@@ -125,11 +136,7 @@ def run_bench(path: str | Path, overrides: list[str] | None = None, progress: bo
             entry = Entry(model=name, run_dir=None, baseline=model.get("baseline"), scored=bool(model.get("score", True)),
                           extra={"config": model["config"]})  # fmt: skip
             try:
-                cfg_path = _project_path(model["config"])
-                if not cfg_path.is_file():
-                    raise UserError(f"config not found: {model['config']}")
-                runner = runner_for(cfg_path)
-                model_config = runner.load(cfg_path, shared, list(model["overrides"]))
+                runner, model_config = model_config_of(model, shared)
                 if model.get("init_from"):
                     if model["init_from"] not in finished:
                         raise _Skip(f"starts from {model['init_from']!r}, which did not finish")

@@ -21,8 +21,7 @@ def dry_run_bench(
     path: str | Path, overrides: list[str] | None = None
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """(the benchmark config, one row per model: status ok | invalid | skipped, parameters, planned steps, note)."""
-    from recipes.bench.bench import _project_path, _shared, load_bench_config
-    from recipes.bench.runners import runner_for
+    from recipes.bench.bench import _shared, load_bench_config, model_config_of
 
     config = load_bench_config(path, overrides)
     shared = _shared(config)
@@ -33,11 +32,7 @@ def dry_run_bench(
         row: dict[str, Any] = {"model": name, "config": model["config"], "status": "ok", "baseline": bool(model.get("baseline")),
                                "scored": bool(model.get("score", True))}  # fmt: skip
         try:
-            cfg_path = _project_path(model["config"])
-            if not cfg_path.is_file():
-                raise UserError(f"config not found: {model['config']}")
-            runner = runner_for(cfg_path)
-            model_config = runner.load(cfg_path, shared, list(model["overrides"]))
+            runner, model_config = model_config_of(model, shared)
             row.update(runner=runner.name, recipe=model_config.get("recipe"))
             if start:
                 if start not in shapes:
