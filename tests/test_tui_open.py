@@ -1,4 +1,4 @@
-"""Opening one run: the log is read from the app's creation on (overlapping Textual's start), handed to the
+"""Opening one run: the log is read when the app is created (before Textual starts; a very large one aside), handed to the
 Live run screen once, followed from exactly where the read ended, and shown without building the
 million-item Python lists the screen does not need."""
 
@@ -73,3 +73,17 @@ async def test_a_big_log_is_shown_without_building_its_lists(tmp_path: Path) -> 
         assert (
             plot.curves[0].steps[-1] == 59_999 and dict(live.state.summary_lines())["step"] == "59999/60000"
         )
+
+
+def test_a_log_up_to_the_limit_is_read_before_textual_starts_a_larger_one_in_a_thread(tmp_path: Path) -> None:
+    """Overlapping the read with Textual's start costs more than it saves (GIL contention, tui/preload.py):
+    a log up to SYNC_BYTES is read when the app is created; above it the app shows at once and reads aside."""
+    run_dir = write_run(tmp_path / "run", steps=80, eval_every=10)
+    app = EhrDebugApp(run_dir)
+    assert app.first_read._done.is_set()  # read already, synchronously
+    run = app.first_read.run
+    aside = FirstRead(run, sync_bytes=0)  # as if the log were larger than the limit
+    state, tail = aside.take(run)
+    assert aside._done.is_set()
+    assert state.history == LiveState.from_run(run).history and tail.offset == state.read_end
+    assert aside.take(run) is None  # handed over once

@@ -108,7 +108,7 @@ class EhrDebugApp(App[None]):
 
 
 def _start_first_read(root: Path) -> Any:
-    """One run given: its log is read in a thread from now on, while Textual starts (``tui.preload``)."""
+    """One run given: its log is read now, before Textual starts (a very large one in a thread; ``tui.preload``)."""
     from ehrdebug.errors import UserError
     from ehrdebug.tui import services
 

@@ -1,8 +1,10 @@
-"""The first read of a run opened directly (``ehrdebug tui RUN``), started before Textual builds a screen.
+"""The first read of a run opened directly (``ehrdebug tui RUN``), done before Textual builds a screen.
 
-Reading a 1M-line log and starting Textual both take a few tenths of a second of CPU. The read runs mostly
-inside numpy and Arrow, which release the GIL, so starting it in a thread when the app is created lets
-the two overlap: the Live run screen takes the result when it mounts instead of starting the read then.
+Reading a 1M-line log takes ~0.6 s (the reader spreads its array work over the cores) and starting Textual
+~0.4 s of CPU. Overlapping the two in threads is *slower* (1.0-1.1 s against 0.81-0.87 s for a 1M-line log
+on 2 cores, ``benchmarks/bench_tui_open.py``): the reader's many short numpy/Arrow steps wait for the GIL
+Textual's start holds. So a log up to ``SYNC_BYTES`` (about two seconds of reading) is read at once when the
+app is created; a larger one in a daemon thread, so the app shows at once and the curves follow.
 """
 
 from __future__ import annotations
@@ -30,15 +32,33 @@ def read_live(run: Any) -> tuple[LiveState, Any]:
     return state, tail
 
 
-class FirstRead:
-    """``read_live(run)`` in a daemon thread, handed over once to the screen that shows ``run``."""
+SYNC_BYTES = 200_000_000  # ~2M lines of the writer's format: read before Textual starts (see above)
 
-    def __init__(self, run: Any) -> None:
+
+def _log_size(run: Any) -> int:
+    """Bytes in the run's event log (0 when it has none; then nothing is read here anyway)."""
+    from ehrdebug.tui import services
+
+    path = services.events_path(run)
+    try:
+        return path.stat().st_size if path is not None else 0
+    except OSError:
+        return 0
+
+
+class FirstRead:
+    """``read_live(run)`` (at once, or in a daemon thread for a large log), handed over once to the screen
+    that shows ``run``."""
+
+    def __init__(self, run: Any, sync_bytes: int | None = None) -> None:
         self.run = run
         self._done = threading.Event()
         self._result: tuple[LiveState, Any] | None = None
         self._taken = False
-        threading.Thread(target=self._work, name="ehrdebug-first-read", daemon=True).start()
+        if _log_size(run) <= (SYNC_BYTES if sync_bytes is None else sync_bytes):
+            self._work()
+        else:
+            threading.Thread(target=self._work, name="ehrdebug-first-read", daemon=True).start()
 
     def _work(self) -> None:
         try:
