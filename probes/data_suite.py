@@ -101,8 +101,10 @@ def run_data_probes(
     limit: int | None = 200_000,
     subject: str = "",
     target_field: str | None = None,
+    train_examples: int | None = None,
 ) -> list[Finding]:
-    """data.split, data.labels and data.coverage over the given splits (for ``check data`` and ``doctor``)."""
+    """data.split, data.labels and data.coverage over the given splits (for ``check data`` and ``doctor``);
+    ``train_examples``: the rows training really built from the records (a run records it), for coverage."""
     cfg = config or EhrDebugConfig()
     splits: dict[str, list[dict[str, Any]]] = {"train": load_split(train, limit)}
     for name, src in (("validation", validation), ("test", test)):
@@ -123,7 +125,7 @@ def run_data_probes(
                                 "coverage not computed: no training arguments (pass --training-args or --per-device-batch)",
                                 evidence={"train_samples": len(splits["train"])}, subject=subject))
     else:
-        n = count_records(train, len(splits["train"]), limit)
+        n = train_examples if train_examples is not None else count_records(train, len(splits["train"]), limit)
         findings += probe_coverage(n, plan, subject=subject)
     return findings
 
@@ -179,8 +181,10 @@ def run_data_probes_for_run(run_dir: str, config: EhrDebugConfig | None = None) 
         return []
     cfg_args = info.get("config") if isinstance(info.get("config"), dict) else {}
     plan = plan_from_mapping(cfg_args) if find_training_args(cfg_args) else None
+    examples = info.get("train_examples")  # what the loop trained on, when it differs from the records
+    examples = examples if isinstance(examples, int) and not isinstance(examples, bool) and examples >= 0 else None
     return run_data_probes(sources["train"], sources.get("validation"), sources.get("test"), config=config,
-                           plan=plan, subject=os.path.basename(os.path.normpath(run_dir)))
+                           plan=plan, subject=os.path.basename(os.path.normpath(run_dir)), train_examples=examples)
 
 
 # ---------------------------------------------------------------- collator side

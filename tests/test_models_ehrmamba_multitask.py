@@ -196,6 +196,12 @@ def test_tasks_with_a_strong_signal_are_learned_and_tested_per_task(tmp_path: Pa
     }
     rows = (run / "artifacts" / "evidence" / "predictions-test-hf_next.jsonl").read_text().splitlines()
     assert len(rows) == 80 and {"patient_id", "y_true", "y_prob"} <= set(json.loads(rows[0]))
+    # the doctor's coverage counts the rows trained on (240 records x 2 tasks), not the records
+    from probes.data_suite import run_data_probes_for_run
+
+    assert json.loads((run / "run.json").read_text())["train_examples"] == 480
+    coverage = [f for f in run_data_probes_for_run(str(run)) if f.probe == "data.coverage"]
+    assert coverage and coverage[0].evidence["samples"] == 480, [f.evidence for f in coverage]
 
 
 @pytest.mark.parametrize("lora", [False, True])

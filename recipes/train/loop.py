@@ -97,6 +97,7 @@ def run_training(config: dict[str, Any], out_dir: str | Path | None = None, prob
         rank=accelerator.process_index,
         extra={"recipe": config["recipe"], "tokens": info, "device": str(device), "amp": accelerator.mixed_precision,
                "processes": accelerator.num_processes, "parameters": info["parameters"], "fixes": config.get("fixes") or [],
+               "train_examples": len(data.train),  # rows trained on (a multitask record gives one per task)
                "prompt_format": task.prompt_format(config, tokenizer)},
     )  # fmt: skip
     task_findings = getattr(task, "findings", None)  # (config, data, history, metrics|None) -> findings
