@@ -350,7 +350,6 @@ def test_tui_service_gives_the_cli_findings_on_the_behrt_run(
 async def test_findings_screen_shows_the_code_probes_of_the_behrt_run(
     mlm_run: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import time
 
     from ehrdebug.tui.app import EhrDebugApp
 
@@ -359,16 +358,11 @@ async def test_findings_screen_shows_the_code_probes_of_the_behrt_run(
 
     _, cli = _doctor(mlm_run, capsys)
     (mlm_run / "artifacts" / "doctor-report.json").unlink(missing_ok=True)
+    from tui_simulate import open_findings_screen
+
     app = EhrDebugApp(mlm_run.parent)
     async with app.run_test(size=(100, 30)) as pilot:
-        end = time.monotonic() + 20
-        while not getattr(app.screen, "rows", None):
-            assert time.monotonic() < end
-            await pilot.pause(0.05)
-        await pilot.press("f")
-        while type(app.screen).__name__ != "FindingsScreen" or not app.screen.findings:
-            assert time.monotonic() < end, "the Findings screen showed no findings"
-            await pilot.pause(0.05)
+        await open_findings_screen(app, pilot, timeout=20)
         shown = app.screen.findings
         assert comparable(shown[: len(cli["findings"])]) == comparable(cli["findings"])
         assert {"data.mlm_batch", "data.id_ranges"} <= {f.probe for f in shown}

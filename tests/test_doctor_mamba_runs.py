@@ -10,7 +10,6 @@ generation probes do not apply and runs the code-model probes instead.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -158,18 +157,13 @@ def test_doctor_on_the_mamba_classifier_and_cehrbert_mlm_explains_the_skipped_te
 async def test_the_tui_shows_the_mamba_run_s_doctor_report(
     runs: dict[str, Path], pre_report: dict[str, Any]
 ) -> None:
+    from tui_simulate import open_findings_screen
+
     from ehrdebug.tui.app import EhrDebugApp
 
     app = EhrDebugApp(runs["pre"].parent)
     async with app.run_test(size=(100, 30)) as pilot:
-        end = time.monotonic() + 30
-        while not getattr(app.screen, "rows", None):
-            assert time.monotonic() < end
-            await pilot.pause(0.05)
-        await pilot.press("f")
-        while type(app.screen).__name__ != "FindingsScreen" or not app.screen.findings:
-            assert time.monotonic() < end, "the Findings screen showed no findings"
-            await pilot.pause(0.05)
+        await open_findings_screen(app, pilot, timeout=30)
         shown = {f.probe if hasattr(f, "probe") else f["probe"] for f in app.screen.findings}
         assert app.screen.source.startswith("doctor report")
     assert shown == {f["probe"] for f in pre_report["findings"]}

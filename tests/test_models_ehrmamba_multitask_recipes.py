@@ -81,27 +81,17 @@ def test_multitask_trains_on_all_shipped_records(tmp_path: Path) -> None:
 def test_a_meds_task_label_is_a_field_task_with_meds_predictions(tmp_path: Path) -> None:
     """``ehrdebug data build codes --source meds ROOT --labels TASK`` records carry ``label``: a ``field`` task."""
     pytest.importorskip("meds_testing_helpers.dataset_generator")
-    import subprocess
     import sys
 
     import pyarrow.parquet as pq
 
     sys.path.insert(0, str(Path(__file__).parent))  # the MEDS task writer of the CEHR/Mamba MEDS tests
-    from test_meds_code_models import TASK, write_task
+    from test_meds_code_models import TASK, generate_meds_root, write_task
 
     from ehrdebug.cli.app import main
 
     root = tmp_path / "root"
-    args = [
-        "seed=1",
-        "N_subjects=300",
-        "do_overwrite=False",
-        f"output_dir={root}",
-        "dataset_spec/data_generator=sample",
-    ]
-    code = "from meds_testing_helpers.dataset_generator import main; main()"
-    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
+    generate_meds_root(root)
     write_task(root)
     codes = tmp_path / "codes"
     assert (

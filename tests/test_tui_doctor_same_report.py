@@ -71,16 +71,11 @@ async def test_findings_screen_shows_the_saved_doctor_report(recipe_run: Path, c
     main(["doctor", str(recipe_run), "--format", "json"])
     cli = json.loads(capsys.readouterr().out)
     (recipe_run / "artifacts" / "doctor-report.json").unlink(missing_ok=True)  # only the CLI's artifacts/doctor/
+    from tui_simulate import open_findings_screen
+
     app = EhrDebugApp(recipe_run.parent)
     async with app.run_test(size=(100, 30)) as pilot:
-        end = time.monotonic() + 20
-        while not getattr(app.screen, "rows", None):
-            assert time.monotonic() < end
-            await pilot.pause(0.05)
-        await pilot.press("f")
-        while type(app.screen).__name__ != "FindingsScreen" or not app.screen.findings:
-            assert time.monotonic() < end, "the Findings screen showed no findings"
-            await pilot.pause(0.05)
+        await open_findings_screen(app, pilot, timeout=20)
         screen = app.screen
         assert screen.source.startswith("doctor report")
         assert comparable(screen.findings) == comparable(cli["findings"])

@@ -170,3 +170,17 @@ def write_tokenizer_run(
     info["data"] = str(data)
     info_path.write_text(json.dumps(info), encoding="utf-8")
     return path
+
+
+async def open_findings_screen(app: Any, pilot: Any, timeout: float = 30.0) -> Any:
+    """From the Runs screen of ``app`` (running under ``run_test``): press ``f`` and return the Findings
+    screen once it shows findings (a test fails when it does not within ``timeout`` seconds)."""
+    end = time.monotonic() + timeout
+    while not getattr(app.screen, "rows", None):
+        assert time.monotonic() < end, "the Runs screen listed no runs"
+        await pilot.pause(0.05)
+    await pilot.press("f")
+    while type(app.screen).__name__ != "FindingsScreen" or not app.screen.findings:
+        assert time.monotonic() < end, "the Findings screen showed no findings"
+        await pilot.pause(0.05)
+    return app.screen
